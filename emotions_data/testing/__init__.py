@@ -1,0 +1,1 @@
+"""Generated media and manifests for tests, benchmarks and the demo."""

@@ -1,0 +1,115 @@
+"""Small, seeded manifests for tests, docs and benchmarks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from emotions_data.schema.taxonomy import Taxonomy, load_taxonomy
+
+
+def example_frames() -> dict[str, pd.DataFrame]:
+    """One tiny, valid frame of each manifest kind (deterministic)."""
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    videos = pd.DataFrame(
+        {
+            "video_id": ["tiktok-7001", "douyin-7002", "3f2a9c0d1e2b4a5c"],
+            "platform": ["tiktok", "douyin", "kuaishou"],
+            "source_url": [
+                "https://www.tiktok.com/@a/video/7001",
+                "https://www.douyin.com/video/7002",
+                "https://v.kuaishou.com/xyz",
+            ],
+            "status": ["ok", "duplicate", "failed"],
+            "error_kind": [None, None, "unavailable"],
+            "error_message": [None, None, "HTTP Error 404: Not Found"],
+            "media_path": ["media/tiktok/tiktok-7001.mp4", "media/douyin/douyin-7002.mp4", None],
+            "sha256": ["ab" * 32, "cd" * 32, None],
+            "bytes": [1_234_567, 1_100_000, None],
+            "duration_s": [15.0, 15.1, None],
+            "width": [720, 720, None],
+            "height": [1280, 1280, None],
+            "fps": [30.0, 30.0, None],
+            "has_audio": [True, True, None],
+            "audio_sample_rate": [44100, 44100, None],
+            "uploader_id": ["u1", "u2", None],
+            "fetched_at": [t0, t0, None],
+            "dup_of": [None, "tiktok-7001", None],
+            "cache_path": ["cache/tiktok-7001", None, None],
+        }
+    )
+    annotations = pd.DataFrame(
+        {
+            "video_id": ["tiktok-7001"] * 3,
+            "annotator_id": ["a01", "a02", "a03"],
+            "stage": ["primary"] * 3,
+            "label": ["excitation", "excitation", "relaxation"],
+            "created_at": [t0] * 3,
+            "lead_time_s": [12.5, 8.0, 20.1],
+            "source": ["label-studio"] * 3,
+            "group_id": ["A"] * 3,
+            "ls_project_id": [1] * 3,
+            "ls_task_id": [10] * 3,
+            "ls_annotation_id": [100, 101, 102],
+        }
+    )
+    labels = pd.DataFrame(
+        {
+            "video_id": ["tiktok-7001"],
+            "label": ["excitation"],
+            "method": ["majority"],
+            "n_votes": [3],
+            "support": [2 / 3],
+            "entropy": [0.918],
+            "confidence": [2 / 3],
+            "decided_stage": ["primary"],
+            "expert_changed": [False],
+        }
+    )
+    split = pd.DataFrame(
+        {"video_id": ["tiktok-7001"], "label": ["excitation"], "split": ["train"], "fold": [None]}
+    )
+    return {"videos": videos, "annotations": annotations, "labels": labels, "split": split}
+
+
+def synthetic_crowd(
+    n_items: int,
+    *,
+    n_annotators: int = 60,
+    min_judgements: int = 3,
+    max_judgements: int = 10,
+    accuracy_range: tuple[float, float] = (0.5, 0.95),
+    taxonomy: Taxonomy | None = None,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """A long-format crowd (video_id, annotator_id, label) with known truth, fully vectorised.
+
+    Each annotator answers correctly with their own accuracy and otherwise picks a uniformly
+    random wrong class. Returns ``(annotations, truth)``; truth is indexed by video_id.
+    """
+    tax = taxonomy or load_taxonomy()
+    k = len(tax.classes)
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_items)
+    acc = rng.uniform(*accuracy_range, n_annotators)
+    counts = rng.integers(min_judgements, max_judgements + 1, n_items)
+    item = np.repeat(np.arange(n_items), counts)
+    # distinct annotators per item: a random permutation prefix via argsort of random keys
+    keys = rng.random((n_items, n_annotators)).argsort(axis=1)
+    offsets = np.arange(len(item)) - np.repeat(np.cumsum(counts) - counts, counts)
+    worker = keys[item, offsets]
+    correct = rng.random(len(item)) < acc[worker]
+    wrong = (truth[item] + rng.integers(1, k, len(item))) % k
+    label = np.where(correct, truth[item], wrong)
+    classes = np.array(tax.classes)
+    ids = np.char.add("v", np.arange(n_items).astype(str))
+    frame = pd.DataFrame(
+        {
+            "video_id": ids[item],
+            "annotator_id": np.char.add("w", worker.astype(str)),
+            "label": classes[label],
+        }
+    )
+    return frame, pd.Series(classes[truth], index=ids, name="truth")

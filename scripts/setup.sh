@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: Debian ffmpeg, the project venv (.venv),
+# the Label Studio server venv and its pre-migrated data-folder template.
+# Each part is keyed on a hash of what it installs, so an unchanged set-up costs seconds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${EMOTIONS_DATA_CACHE:-$HOME/.cache/emotions-data}
+PY=${PYTHON:-python3.11}
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. ffmpeg / ffprobe from Debian (torchcodec links against the same libraries).
+if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then
+    log "installing Debian ffmpeg"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+fi
+
+# 2. The project venv. pip (not uv) because pip takes torch from the machine's local wheel store.
+VENV="$ROOT/.venv"
+want=$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+if [ "$(cat "$VENV/.setup-hash" 2>/dev/null)" != "$want" ]; then
+    log "installing the project venv at $VENV (a few minutes on a fresh machine)"
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+    echo "$want" > "$VENV/.setup-hash"
+fi
+
+# 3. Label Studio in its own venv (it pins Django and many exact versions), plus a template
+#    data folder migrated once: starting from a copy takes seconds instead of ~70 s.
+LS_REQ="$ROOT/scripts/labelstudio-requirements.txt"
+ls_hash=$(cat "$LS_REQ" | sha256sum | cut -c1-16)
+LS_HOME="$CACHE/labelstudio/$ls_hash"
+if [ ! -f "$LS_HOME/.ready" ]; then
+    log "installing Label Studio at $LS_HOME (a few minutes on a fresh machine)"
+    rm -rf "$LS_HOME"; mkdir -p "$LS_HOME"
+    "$PY" -m venv "$LS_HOME/venv"
+    "$LS_HOME/venv/bin/python" -m pip install -q --upgrade pip
+    "$LS_HOME/venv/bin/python" -m pip install -q -r "$LS_REQ"
+    "$ROOT/.venv/bin/python" -m emotions_data.annotation.server_setup make-template \
+        --label-studio "$LS_HOME/venv/bin/label-studio" --out "$LS_HOME/template"
+    touch "$LS_HOME/.ready"
+fi
+ln -sfn "$LS_HOME" "$CACHE/labelstudio/current"
+log "ready: $VENV, Label Studio at $CACHE/labelstudio/current"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set everything up (idempotent) and run the whole test suite: ruff, mypy, pytest.
+# Extra arguments go to pytest, e.g. `scripts/test.sh -m "not slow"`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+bash scripts/setup.sh
+export PATH="$ROOT/.venv/bin:$PATH"
+echo "== ruff"; ruff check . && ruff format --check .
+echo "== mypy"; mypy
+echo "== pytest"
+set +e
+pytest "$@"
+rc=$?
+set -e
+# pytest exits 5 when it collected no test: that is a failure of the suite, not a pass.
+if [ "$rc" = 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi
+exit "$rc"

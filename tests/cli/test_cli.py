@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from emotions_data.cli import main
+from emotions_data.schema import write_manifest
+from emotions_data.testing.manifests import example_frames
+
+
+def _all_commands(
+    group: click.Group, ctx: click.Context, prefix: str = ""
+) -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
+        found.append((f"{prefix}{name}", cmd))
+        if isinstance(cmd, click.Group):
+            found += _all_commands(cmd, ctx, f"{prefix}{name} ")
+    return found
+
+
+def test_every_command_help_has_an_example() -> None:
+    ctx = click.Context(main)
+    commands = _all_commands(main, ctx)
+    assert commands, "no commands registered"
+    missing = [name for name, cmd in commands if "Example:" not in (cmd.help or "")]
+    assert missing == []
+    runner = CliRunner()
+    for name, _ in commands:
+        result = runner.invoke(main, [*name.split(), "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "emotions-data" in result.output.split("Example:")[1], name
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from emotions_data.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'torchaudio', 'label_studio_sdk', 'yt_dlp') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_validate_ok_and_bad(tmp_path: Path) -> None:
+    good = write_manifest(example_frames()["labels"], tmp_path / "good.parquet", "labels")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    runner = CliRunner()
+    result = runner.invoke(main, ["manifest", "validate", str(good)])
+    assert result.exit_code == 0 and "ok:" in result.output
+    result = runner.invoke(main, ["manifest", "validate", str(good), str(bad)])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "bad.parquet: not a Parquet file" in errors[0]
+    assert "Traceback" not in result.output
+
+
+def test_validate_reports_one_line_per_problem(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emotions_data.schema.io import ManifestMeta
+
+    frame = example_frames()["annotations"]
+    frame.loc[0, "label"] = "joy"
+    frame.loc[2, "annotator_id"] = "a01"
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata(
+        ManifestMeta(kind="annotations", schema_version=1).to_arrow()
+    )
+    path = tmp_path / "ann.parquet"
+    pq.write_table(table, path)
+    result = CliRunner().invoke(main, ["manifest", "validate", str(path)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert "'joy' is not an allowed label" in lines[0]
+    assert "duplicate key" in lines[1]
+
+
+def test_show(tmp_path: Path) -> None:
+    labels = write_manifest(example_frames()["labels"], tmp_path / "l.parquet", "labels")
+    split = write_manifest(
+        example_frames()["split"],
+        tmp_path / "s.parquet",
+        "split",
+        parents=[labels],
+        extra_metadata={"variant": "full", "seed": 3},
+    )
+    result = CliRunner().invoke(main, ["manifest", "show", str(split)])
+    assert result.exit_code == 0, result.output
+    assert "kind:           split (schema_version 1)" in result.output
+    assert "variant:" in result.output and "l.parquet" in result.output
+    assert "tiktok-7001" in result.output
+
+
+def test_show_missing_file_is_one_line_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["manifest", "show", str(tmp_path / "none.parquet")])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {tmp_path / 'none.parquet'}: no such file"
+
+
+def test_usage_error_exit_code() -> None:
+    result = CliRunner().invoke(main, ["manifest", "validate"])
+    assert result.exit_code == 2
+
+
+def test_docs_regenerates_examples(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["manifest", "docs", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "SCHEMA.md",
+        "example-annotations.parquet",
+        "example-labels.parquet",
+        "example-split.parquet",
+        "example-videos.parquet",
+    ]
+
+
+@pytest.mark.parametrize("command", [["--version"]])
+def test_version(command: list[str]) -> None:
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 0 and "0.1.0" in result.output
