@@ -23,7 +23,9 @@ def manifest() -> None:
 @manifest.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--kind", type=click.Choice(["videos", "annotations", "labels", "split"]), help="Expected kind."
+    "--kind",
+    type=click.Choice(["videos", "annotations", "labels", "split", "groups"]),
+    help="Expected kind.",
 )
 @click.option(
     "--taxonomy", help="Taxonomy name or YAML to check labels against (default: the file's own)."

@@ -16,11 +16,20 @@ from emotions_data.schema.io import (
     validate_table,
     write_manifest,
 )
-from emotions_data.schema.manifests import ANNOTATIONS, KINDS, LABELS, SPLIT, VIDEOS, ManifestKind
+from emotions_data.schema.manifests import (
+    ANNOTATIONS,
+    GROUPS,
+    KINDS,
+    LABELS,
+    SPLIT,
+    VIDEOS,
+    ManifestKind,
+)
 from emotions_data.schema.taxonomy import Taxonomy, load_taxonomy
 
 __all__ = [
     "ANNOTATIONS",
+    "GROUPS",
     "KINDS",
     "LABELS",
     "SPLIT",

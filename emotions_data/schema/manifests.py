@@ -203,11 +203,26 @@ SPLIT = ManifestKind(
     },
 )
 
-KINDS: dict[str, ManifestKind] = {k.name: k for k in (VIDEOS, ANNOTATIONS, LABELS, SPLIT)}
+GROUPS = ManifestKind(
+    name="groups",
+    doc="One row per annotator: the balanced group it belongs to, leadership, and personnel adjustments.",
+    key=("annotator_id",),
+    allow_extra_columns=True,
+    columns=(
+        Column("annotator_id", _S, False, "Roster id of the annotator."),
+        Column("group_id", _S, False, "Group name (A, B, C, ...)."),
+        Column("leader", _B, False, "Whether the annotator leads the group."),
+        Column("active", _B, False, "False once removed by a consistency evaluation."),
+        Column("reason", _S, True, "Why the annotator was moved or removed (null when untouched)."),
+        Column("updated_stage", _S, True, "Stage whose evaluation last changed this row."),
+    ),
+)
+
+KINDS: dict[str, ManifestKind] = {k.name: k for k in (VIDEOS, ANNOTATIONS, LABELS, SPLIT, GROUPS)}
 
 #: Key-value metadata every manifest carries (keys are prefixed with ``emotions_data.``).
 COMMON_METADATA = {
-    "kind": "videos | annotations | labels | split",
+    "kind": "videos | annotations | labels | split | groups",
     "schema_version": f"integer, currently {SCHEMA_VERSION}",
     "created_by": "the command line (or function) that wrote the file",
     "created_at": "ISO-8601 UTC time of writing",

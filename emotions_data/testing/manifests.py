@@ -71,7 +71,24 @@ def example_frames() -> dict[str, pd.DataFrame]:
     split = pd.DataFrame(
         {"video_id": ["tiktok-7001"], "label": ["excitation"], "split": ["train"], "fold": [None]}
     )
-    return {"videos": videos, "annotations": annotations, "labels": labels, "split": split}
+    groups = pd.DataFrame(
+        {
+            "annotator_id": ["a01", "a02", "a03"],
+            "group_id": ["A", "A", "B"],
+            "leader": [True, False, True],
+            "active": [True, True, False],
+            "reason": [None, None, "kappa 0.12 < 0.40 against the leave-one-out consensus"],
+            "updated_stage": [None, None, "primary"],
+            "experience_years": [3.0, 1.5, 0.5],
+        }
+    )
+    return {
+        "videos": videos,
+        "annotations": annotations,
+        "labels": labels,
+        "split": split,
+        "groups": groups,
+    }
 
 
 def synthetic_crowd(

@@ -123,6 +123,7 @@ def test_docs_regenerates_examples(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "SCHEMA.md",
         "example-annotations.parquet",
+        "example-groups.parquet",
         "example-labels.parquet",
         "example-split.parquet",
         "example-videos.parquet",
