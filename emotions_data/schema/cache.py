@@ -19,6 +19,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -108,7 +109,7 @@ def read_cache(folder: str | Path, mmap: bool = True) -> CacheEntry:
     """Load one video's cache, memory-mapped by default; raise ``CacheError`` if it is broken."""
     folder = Path(folder)
     meta = read_cache_meta(folder)
-    mode = "r" if mmap else None
+    mode: Literal["r"] | None = "r" if mmap else None
     try:
         frames = np.load(folder / FRAMES_FILE, mmap_mode=mode)
         logmel = np.load(folder / LOGMEL_FILE, mmap_mode=mode)
