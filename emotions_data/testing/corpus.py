@@ -98,11 +98,11 @@ def make_corpus(
         )
     for j in range(spec.broken):
         cls = int(rng.integers(len(tax.classes)))
-        src = clip(f"whole-{j:02d}", cls, portrait=True)
         dst = f"clips/broken-{j:02d}.mp4"
         if not (folder / dst).exists():
+            src = clip(f"whole-{j:02d}", cls, portrait=True)
             make_truncated(folder / src, folder / dst, keep_fraction=0.25)
-        (folder / src).unlink()
+            (folder / src).unlink()
         rows.append(
             {"path": dst, "platform": "kuaishou", "true_label": tax.classes[cls], "kind": "broken"}
         )
