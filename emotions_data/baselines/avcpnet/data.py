@@ -1,0 +1,241 @@
+"""The training data: a variant manifest + split over the memory-mapped ``prepare`` cache.
+
+TSN-style sampling: the cache holds ``Sc`` uniform segments of ``Fc`` consecutive frames; the
+dataset maps them onto the model's S snippets (loop-padding when Sc < S), takes a random
+F-frame window in each segment when training (the centre one when evaluating) and the audio
+chunk of the same segment. Spatial augmentation (corner/centre crop, flip, small rotation,
+brightness) is drawn once per video, from a generator seeded by (seed, epoch, index): a sample
+is the same whatever the worker, the process count or a resume, which makes resumed and DDP
+runs reproduce single-process ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from emotions_data.baselines.avcpnet.config import DataConfig
+from emotions_data.schema.cache import META_FILE, CacheError, read_cache
+from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.io import read_manifest
+from emotions_data.schema.taxonomy import Taxonomy
+
+CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
+
+
+@dataclass
+class SplitItems:
+    """The rows of one split whose cache exists, plus those left out because it does not."""
+
+    video_ids: list[str]
+    labels: list[int]
+    taxonomy: Taxonomy
+    manifest: Path
+    missing: list[str] = field(default_factory=list)
+
+
+def resolve_variant(variant: str | Path) -> Path:
+    """A split/variant manifest path, or a folder holding exactly one ``.parquet``."""
+    path = Path(variant)
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if len(files) != 1:
+            names = ", ".join(f.name for f in files) or "none"
+            raise ConfigError(
+                f"{path}: expected one variant manifest in the folder, found {names}; pass the file"
+            )
+        return files[0]
+    return path
+
+
+def cache_dir(root: str | Path, video_id: str) -> Path:
+    return Path(root) / "cache" / video_id
+
+
+def load_split(variant: str | Path, split: str, root: str | Path) -> SplitItems:
+    """Read the ``split`` rows of a variant manifest; rows without a cache are counted, not used."""
+    path = resolve_variant(variant)
+    manifest = read_manifest(path, "split")
+    tax = manifest.taxonomy
+    rows = manifest.df[manifest.df["split"] == split]
+    if rows.empty:
+        raise ManifestError([f"{path}: no rows in split {split!r}"])
+    ids, labels, missing = [], [], []
+    for video_id, label in zip(rows["video_id"], rows["label"], strict=True):
+        if (cache_dir(root, video_id) / META_FILE).is_file():
+            ids.append(str(video_id))
+            labels.append(tax.index(str(label)))
+        else:
+            missing.append(str(video_id))
+    return SplitItems(ids, labels, tax, path, missing)
+
+
+def _segment_indices(cache_segments: int, snippets: int) -> npt.NDArray[np.int64]:
+    # the centre of each of S equal parts of the cache's segments; repeats (loop-pads) if Sc < S
+    return np.floor((np.arange(snippets) + 0.5) * cache_segments / snippets).astype(np.int64)
+
+
+def _frame_indices(cache_frames: int, frames: int, start: int) -> npt.NDArray[np.int64]:
+    return (start + np.arange(frames)) % cache_frames  # loop-pad a short segment
+
+
+def _audio_chunks(
+    feature: npt.NDArray[np.float32], cache_segments: int, segments: Sequence[int], length: int
+) -> Tensor:
+    """The audio chunk of each chosen segment, resampled to ``length`` steps and standardised."""
+    bins, total = feature.shape
+    out = torch.zeros(len(segments), bins, length)
+    if total == 0:
+        return out
+    full = torch.from_numpy(np.array(feature, dtype=np.float32))  # a writable copy
+    std = float(full.std())
+    if std < 1e-6:  # silent / no audio: all-zero features stay zero
+        return out
+    full = (full - full.mean()) / std
+    for i, seg in enumerate(segments):
+        lo = math.floor(seg * total / cache_segments)
+        hi = max(lo + 1, math.floor((seg + 1) * total / cache_segments))
+        chunk = full[:, lo:hi].unsqueeze(0)
+        out[i] = F.interpolate(chunk, size=length, mode="linear", align_corners=False)[0]
+    return out
+
+
+def _spatial(
+    frames: Tensor, size: int, rng: np.random.Generator | None, config: DataConfig
+) -> Tensor:
+    """Crop/resize/augment (N, H, W, 3) uint8 frames with one draw for the whole video."""
+    from torchvision.transforms.v2 import functional as TF
+
+    x = frames.permute(0, 3, 1, 2)  # (N, 3, H, W)
+    h, w = x.shape[-2:]
+    side = min(h, w)
+    if rng is None:
+        crop = side
+        top, left = (h - crop) // 2, (w - crop) // 2
+    else:
+        crop = max(1, round(side * float(rng.choice(CROP_SCALES))))
+        corner = int(rng.integers(5))  # 0 centre, 1-4 corners
+        top = [(h - crop) // 2, 0, 0, h - crop, h - crop][corner]
+        left = [(w - crop) // 2, 0, w - crop, 0, w - crop][corner]
+    x = x[..., top : top + crop, left : left + crop]
+    if crop != size:
+        x = TF.resize(x, [size, size], antialias=True)
+    if rng is not None:
+        if rng.random() < 0.5:
+            x = TF.horizontal_flip(x)
+        angle = float(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg))
+        if config.max_rotation_deg > 0:
+            x = TF.rotate(x, angle)
+        factor = 1.0 + float(rng.uniform(-config.max_brightness, config.max_brightness))
+        if config.max_brightness > 0:
+            x = TF.adjust_brightness(x, factor)
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+class CacheClipDataset(Dataset[dict[str, Any] | None]):
+    """Samples of one split: ``video`` uint8 (S, F, size, size, 3), ``audio`` (S, bins, T)."""
+
+    def __init__(
+        self,
+        items: SplitItems,
+        root: str | Path,
+        config: DataConfig,
+        *,
+        train: bool,
+        seed: int = 0,
+    ) -> None:
+        self.items = items
+        self.root = Path(root)
+        self.config = config
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items.video_ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        video_id = self.items.video_ids[index]
+        try:
+            entry = read_cache(cache_dir(self.root, video_id), mmap=True)
+            return self._sample(index, entry)
+        except (CacheError, OSError, ValueError) as exc:
+            # a missing or corrupt cache is skipped and counted by the collate function
+            return {"skipped": video_id, "reason": str(exc)}
+
+    def _sample(self, index: int, entry: Any) -> dict[str, Any]:
+        cfg = self.config
+        rng = (
+            np.random.default_rng([self.seed, self.epoch, index])
+            if self.train and cfg.augment
+            else None
+        )
+        sc, fc = entry.frames.shape[:2]
+        segments = _segment_indices(sc, cfg.snippets)
+        clips = []
+        for seg in segments:
+            if fc > cfg.frames:
+                start = (
+                    int(rng.integers(fc - cfg.frames + 1))
+                    if rng is not None
+                    else (fc - cfg.frames) // 2
+                )
+            else:
+                start = 0
+            clips.append(np.asarray(entry.frames[seg, _frame_indices(fc, cfg.frames, start)]))
+        frames = torch.from_numpy(np.stack(clips))  # (S, F, H, W, 3)
+        s, f, h, w, _ = frames.shape
+        video = _spatial(frames.reshape(s * f, h, w, 3), cfg.size, rng, cfg)
+        feature = entry.mfcc if cfg.audio_feature == "mfcc" else entry.logmel
+        audio = _audio_chunks(np.asarray(feature), sc, segments.tolist(), cfg.audio_chunk)
+        return {
+            "video": video.reshape(s, f, cfg.size, cfg.size, 3),
+            "audio": audio,
+            "label": self.items.labels[index],
+            "index": index,
+        }
+
+
+@dataclass
+class Batch:
+    video: Tensor
+    audio: Tensor
+    label: Tensor
+    index: Tensor
+    skipped: list[str]
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+
+def collate(samples: list[dict[str, Any] | None]) -> Batch:
+    """Stack the good samples; record the skipped ones (never crash on one bad cache)."""
+    good = [s for s in samples if s is not None and "skipped" not in s]
+    skipped = [str(s["skipped"]) for s in samples if s is not None and "skipped" in s]
+    if not good:
+        empty = torch.zeros(0)
+        return Batch(empty, empty, empty.long(), empty.long(), skipped)
+    return Batch(
+        video=torch.stack([s["video"] for s in good]),
+        audio=torch.stack([s["audio"] for s in good]),
+        label=torch.tensor([s["label"] for s in good], dtype=torch.long),
+        index=torch.tensor([s["index"] for s in good], dtype=torch.long),
+        skipped=skipped,
+    )
+
+
+def worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # each loader worker decodes one clip; no nested thread pools

@@ -1,0 +1,106 @@
+"""``baseline predict``: class probabilities for raw video files, their cache built on the fly."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emotions_data.baselines.avcpnet.checkpoint import load_checkpoint
+from emotions_data.baselines.avcpnet.config import BaselineConfig
+from emotions_data.baselines.avcpnet.data import CacheClipDataset, SplitItems, cache_dir, collate
+from emotions_data.baselines.avcpnet.distributed import resolve_device
+from emotions_data.baselines.avcpnet.trainer import build_model
+from emotions_data.schema.atomic import atomic_write_text
+from emotions_data.schema.errors import ConfigError
+from emotions_data.schema.taxonomy import Taxonomy
+
+
+def _build_cache(media: Path, folder: Path, video_id: str, config: BaselineConfig) -> None:
+    """Prefer prepare's own cache builder; fall back to the minimal PyAV one without it."""
+    try:
+        from emotions_data.ingest.prepare import build_cache_for_file  # type: ignore[import-not-found,attr-defined,unused-ignore]
+    except ImportError:
+        build_cache_for_file = None
+    if build_cache_for_file is not None:
+        try:
+            build_cache_for_file(media, folder, video_id, None)
+            return
+        except TypeError:  # an incompatible signature: use the minimal builder below
+            pass
+    from emotions_data.baselines.avcpnet.decode import build_cache_minimal
+
+    build_cache_minimal(
+        media,
+        folder,
+        video_id,
+        segments=config.data.snippets,
+        frames_per_segment=config.data.frames,
+        short_side=max(config.data.size, 32),
+    )
+
+
+def _video_id(path: Path, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem) or "video"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    taken.add(name)
+    return name
+
+
+@torch.no_grad()
+def predict_videos(
+    checkpoint: str | Path,
+    videos: list[str | Path],
+    *,
+    device: str | None = None,
+    work_dir: str | Path | None = None,
+    out: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """One row per video: its path, the predicted class and each class's probability."""
+    if not videos:
+        raise ConfigError("predict needs at least one video file")
+    missing = [str(v) for v in videos if not Path(v).is_file()]
+    if missing:
+        raise ConfigError(f"{missing[0]}: no such video file")
+    state = load_checkpoint(checkpoint)
+    config = BaselineConfig.from_dict(state["config"], source=str(checkpoint))
+    tax = Taxonomy.from_dict(state["taxonomy"], source=str(checkpoint))
+    dev = resolve_device(device)
+    model, _ = build_model(config, tax)
+    model.load_state_dict(state["model"])
+    model.to(dev).eval()
+    with tempfile.TemporaryDirectory(prefix="emotions-predict-") as tmp:
+        root = Path(work_dir) if work_dir is not None else Path(tmp)
+        taken: set[str] = set()
+        ids = []
+        for video in videos:
+            video_id = _video_id(Path(video), taken)
+            _build_cache(Path(video), cache_dir(root, video_id), video_id, config)
+            ids.append(video_id)
+        items = SplitItems(ids, [0] * len(ids), tax, Path("-"))
+        dataset = CacheClipDataset(items, root, config.data, train=False)
+        rows = []
+        for i, video in enumerate(videos):
+            batch = collate([dataset[i]])
+            if not len(batch):
+                raise ConfigError(f"{video}: could not build its cache ({batch.skipped})")
+            logits = model(batch.video.to(dev), batch.audio.to(dev))["logits"]
+            probs = torch.softmax(logits.float(), dim=1)[0].cpu().tolist()
+            best = max(range(len(probs)), key=probs.__getitem__)
+            rows.append(
+                {
+                    "video": str(video),
+                    "pred": tax.classes[best],
+                    "probabilities": dict(zip(tax.classes, probs, strict=True)),
+                }
+            )
+    if out is not None:
+        atomic_write_text(out, json.dumps(rows, indent=1) + "\n")
+    return rows
