@@ -17,6 +17,7 @@ from emotions_data.cli.common import Settings, handle_errors
 # name -> "module:attribute"; one line per command or command group.
 COMMANDS: dict[str, str] = {
     "manifest": "emotions_data.cli.manifest:manifest",
+    "agreement": "emotions_data.cli.agreement:agreement",
     "baseline": "emotions_data.cli.baseline:baseline",
     "split": "emotions_data.cli.variants:split",
     "build-variants": "emotions_data.cli.variants:build_variants",

@@ -1,0 +1,54 @@
+"""Read the judgements to analyse: an annotations manifest (Parquet) or a CSV with its columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from emotions_data.schema.errors import ManifestError
+from emotions_data.schema.io import read_manifest
+from emotions_data.schema.taxonomy import Taxonomy, load_taxonomy
+
+REQUIRED = ("video_id", "annotator_id", "label")
+#: Stage given to CSV rows that have no ``stage`` column.
+DEFAULT_STAGE = "primary"
+
+
+def load_annotations(
+    path: str | Path, taxonomy: Taxonomy | str | Path | None = None
+) -> tuple[pd.DataFrame, Taxonomy]:
+    """The long frame and the taxonomy its labels belong to.
+
+    Parquet is read as an annotations manifest (validated; its own taxonomy unless one is
+    given). A CSV needs video_id, annotator_id and label; stage and group_id are optional.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        except FileNotFoundError:
+            raise ManifestError([f"{path}: no such file"]) from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ManifestError([f"{path}: not a readable CSV ({exc})"]) from None
+        missing = [c for c in REQUIRED if c not in frame.columns]
+        if missing:
+            raise ManifestError(
+                [f"{path}: missing column(s) {missing}; a judgements CSV has {', '.join(REQUIRED)}"]
+            )
+        if "stage" not in frame.columns:
+            frame["stage"] = DEFAULT_STAGE
+        frame["stage"] = frame["stage"].fillna(DEFAULT_STAGE)
+        return frame, load_taxonomy(taxonomy)
+    manifest = read_manifest(path, "annotations", taxonomy=taxonomy)
+    tax = load_taxonomy(taxonomy) if taxonomy is not None else manifest.taxonomy
+    return manifest.df, tax
+
+
+def load_groups(path: str | Path) -> pd.Series:
+    """annotator_id -> group_id from a groups manifest."""
+    manifest = read_manifest(path, "groups")
+    df = manifest.df
+    return pd.Series(
+        df["group_id"].astype(str).to_numpy(), index=df["annotator_id"].astype(str), name="group_id"
+    )
