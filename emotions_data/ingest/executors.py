@@ -1,0 +1,93 @@
+"""Where per-item work runs: the executor seam shared by ``fetch`` and ``prepare``.
+
+Per-item functions are plain top-level functions that take one picklable task record and
+return one picklable result record, and never raise for an item's own failure (they return a
+failed result instead). An executor only maps such a function over tasks and yields results as
+they complete, so the same functions can later run on Ray Data (``--executor ray``, DESIGN.md
+section 6) without change.
+
+``local`` is a process pool of long-lived workers, so each worker imports its libraries once,
+not once per video. It forks: ``spawn``/``forkserver`` would re-import the caller's
+``__main__`` in every worker (breaking scripts without a ``__main__`` guard and stdin), and
+the per-item functions use no torch or OpenMP state that forking could break.
+``serial`` runs in the calling process (debugging, tiny inputs).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, TypeVar
+
+from emotions_data.schema.errors import ConfigError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+EXECUTORS = ("local", "serial")
+
+
+def check_executor(name: str) -> str:
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
+    return name
+
+
+def run_tasks(
+    fn: Callable[[T], R],
+    tasks: Iterable[T],
+    *,
+    workers: int = 2,
+    executor: str = "local",
+    group_of: Callable[[T], Hashable] | None = None,
+    group_caps: Mapping[Any, int] | None = None,
+) -> Iterator[R]:
+    """Yield ``fn(task)`` for every task, in completion order.
+
+    ``group_of``/``group_caps`` cap how many tasks of one group (e.g. one platform) run at
+    once, so one site's rate limit does not hold back the others. Closing the iterator early
+    cancels the tasks not yet started.
+    """
+    check_executor(executor)
+    pending: deque[T] = deque(tasks)
+    if not pending:
+        return
+    if executor == "serial" or workers <= 0:
+        while pending:
+            yield fn(pending.popleft())
+        return
+    caps = dict(group_caps or {})
+    running: dict[Future[R], Hashable] = {}
+    in_group: dict[Hashable, int] = {}
+
+    def next_allowed() -> T | None:
+        # first task whose group is under its cap; the deque keeps the input order otherwise
+        for i, task in enumerate(pending):
+            group = group_of(task) if group_of else None
+            cap = caps.get(group, workers)
+            if in_group.get(group, 0) < max(1, cap):
+                del pending[i]
+                return task
+        return None
+
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        try:
+            while pending or running:
+                while pending and len(running) < workers:
+                    task = next_allowed()
+                    if task is None:
+                        break
+                    group = group_of(task) if group_of else None
+                    in_group[group] = in_group.get(group, 0) + 1
+                    running[pool.submit(fn, task)] = group
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    group = running.pop(future)
+                    in_group[group] -= 1
+                    yield future.result()
+        finally:
+            for future in running:
+                future.cancel()

@@ -1,0 +1,290 @@
+"""``fetch``: download a URL list into ``ROOT/media/`` and the videos manifest ``ROOT/videos.parquet``.
+
+The manifest is the source of truth and is keyed by ``source_url``: a re-run skips URLs whose
+row is ``ok`` (and whose file exists), retries failed ones only with ``retry_failed``, and
+never adds a second row for a URL. The manifest is rewritten atomically every few seconds
+while results arrive, so a run killed at any moment loses at most the items in flight.
+
+Input columns other than ``url`` are carried into the manifest; a column whose name the
+videos kind declares (``video_id``, ``title``, ...) is carried as ``input_<name>``, except
+``platform``, which is the platform hint for direct-file URLs (see ``ingest.download``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emotions_data.ingest.download import DownloadResult, DownloadTask, download_one
+from emotions_data.ingest.executors import check_executor, run_tasks
+from emotions_data.ingest.profiles import FetchProfile, load_profile
+from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.ids import url_video_id
+from emotions_data.schema.io import read_manifest, read_table_file, write_manifest
+from emotions_data.schema.manifests import VIDEOS
+
+MANIFEST_NAME = "videos.parquet"
+_FLUSH_EVERY_S = 5.0
+#: Columns set by prepare; a fresh download clears them so prepare looks at the file again.
+PREPARE_COLUMNS = (
+    "duration_s",
+    "width",
+    "height",
+    "fps",
+    "has_audio",
+    "audio_sample_rate",
+    "video_codec",
+    "audio_codec",
+    "phash",
+    "dup_of",
+    "normalized_path",
+    "audio_path",
+    "cache_path",
+)
+
+
+@dataclass
+class FetchSummary:
+    """What a fetch run did: counts by final status and error kind over the input URLs."""
+
+    total: int
+    downloaded: int
+    skipped: int
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_error: dict[str, int] = field(default_factory=dict)
+    manifest: str = ""
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "downloaded": self.downloaded,
+            "skipped": self.skipped,
+            "by_status": dict(self.by_status),
+            "by_error": dict(self.by_error),
+            "manifest": self.manifest,
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
+
+
+def read_url_list(urls: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """The input as a frame with a clean ``url`` column (blank lines and repeats dropped)."""
+    if isinstance(urls, pd.DataFrame):
+        df = urls.copy()
+        source = "<DataFrame>"
+    else:
+        path = Path(urls)
+        source = str(path)
+        if path.suffix.lower() in (".csv", ".parquet"):
+            df = read_table_file(path)
+        else:
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except FileNotFoundError:
+                raise ManifestError([f"{path}: no such file"]) from None
+            df = pd.DataFrame(
+                {"url": [s.strip() for s in lines if s.strip() and not s.startswith("#")]}
+            )
+    if "url" not in df.columns:
+        raise ManifestError(
+            [f"{source}: no 'url' column; columns are {', '.join(map(str, df.columns)) or 'none'}"]
+        )
+    df = df.reset_index(drop=True)
+    df["url"] = df["url"].astype("string").str.strip()
+    df = df[df["url"].notna() & (df["url"] != "")]
+    df = df.drop_duplicates(subset="url", keep="first").reset_index(drop=True)
+    declared = set(VIDEOS.column_names)
+    renames = {c: f"input_{c}" for c in df.columns if c in declared and c != "platform"}
+    return df.rename(columns=renames)
+
+
+def _scheme_ok(url: str, allow_file_urls: bool) -> bool:
+    low = url.lower()
+    return low.startswith(("http://", "https://")) or (allow_file_urls and low.startswith("file:"))
+
+
+def _result_row(res: DownloadResult, carried: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {**carried}
+    row.update(
+        video_id=res.video_id,
+        platform=res.platform,
+        source_url=res.url,
+        status=res.status,
+        error_kind=res.error_kind,
+        error_message=res.error_message,
+        media_path=res.media_path,
+        sha256=res.sha256,
+        bytes=res.bytes,
+        **{k: None for k in PREPARE_COLUMNS},
+    )
+    for key in ("title", "uploader_id", "upload_date", "view_count", "like_count", "fetched_at"):
+        row[key] = res.metadata.get(key)
+    return row
+
+
+class _ManifestBook:
+    """Rows keyed by source_url, with video_id collisions resolved, flushed atomically."""
+
+    def __init__(self, path: Path, params: dict[str, Any]) -> None:
+        self.path = path
+        self.params = params
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.url_of_id: dict[str, str] = {}
+        if path.exists():
+            df = read_manifest(path, "videos").df
+            for rec in df.astype(object).where(df.notna(), None).to_dict("records"):
+                self.rows[str(rec["source_url"])] = rec
+                self.url_of_id[str(rec["video_id"])] = str(rec["source_url"])
+        self.dirty = False
+        self.last_flush = time.monotonic()
+
+    def add(self, row: dict[str, Any]) -> None:
+        url = row["source_url"]
+        owner = self.url_of_id.get(row["video_id"])
+        if owner is not None and owner != url:
+            # two URLs of one video (e.g. a share link and the canonical one): keep the first
+            kept = self.rows[owner]["video_id"]
+            row.update(video_id=url_video_id(url), dup_of=kept)
+            if row["status"] == "ok":
+                row["status"] = "duplicate"
+        previous = self.rows.get(url)
+        if previous is not None and self.url_of_id.get(previous["video_id"]) == url:
+            del self.url_of_id[previous["video_id"]]
+        self.rows[url] = row
+        self.url_of_id[row["video_id"]] = url
+        self.dirty = True
+
+    def flush(self, *, force: bool = False) -> None:
+        if not self.dirty or (not force and time.monotonic() - self.last_flush < _FLUSH_EVERY_S):
+            return
+        df = pd.DataFrame(list(self.rows.values()))
+        declared = [c for c in VIDEOS.column_names if c in df.columns]
+        df = df[declared + [c for c in df.columns if c not in declared]]
+        write_manifest(df, self.path, "videos", params=self.params)
+        self.dirty = False
+        self.last_flush = time.monotonic()
+
+
+def fetch(
+    urls: str | Path | pd.DataFrame,
+    root: str | Path,
+    *,
+    workers: int = 4,
+    profile: str | Path | FetchProfile | None = None,
+    retry_failed: bool = False,
+    allow_file_urls: bool = False,
+    progress: bool = True,
+    executor: str = "local",
+) -> FetchSummary:
+    """Download every URL of ``urls`` into ``root`` and write ``root/videos.parquet``."""
+    started = time.monotonic()
+    check_executor(executor)
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    prof = load_profile(profile)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    inputs = read_url_list(urls)
+    params = {
+        "workers": workers,
+        "retry_failed": retry_failed,
+        "allow_file_urls": allow_file_urls,
+        "profile": str(profile) if isinstance(profile, str | Path) else None,
+    }
+    book = _ManifestBook(root / MANIFEST_NAME, params)
+    tasks: list[DownloadTask] = []
+    carried: dict[str, dict[str, Any]] = {}
+    skipped = 0
+    for rec in inputs.astype(object).where(inputs.notna(), None).to_dict("records"):
+        url = str(rec.pop("url"))
+        hint = rec.get("platform")
+        hint = str(hint).strip().lower() if hint else None
+        extras = {k: v for k, v in rec.items() if k != "platform"}
+        carried[url] = extras
+        old = book.rows.get(url)
+        if old is not None:
+            media_ok = old.get("media_path") and (root / str(old["media_path"])).is_file()
+            if (old["status"] != "failed" and media_ok) or (
+                old["status"] == "failed" and not retry_failed
+            ):
+                skipped += 1
+                continue
+        if not _scheme_ok(url, allow_file_urls):
+            kind = "unsupported_url"
+            msg = "only http(s) URLs are fetched (use --allow-file-urls for file: URLs)"
+            book.add(
+                _result_row(
+                    DownloadResult(
+                        url=url,
+                        status="failed",
+                        video_id=url_video_id(url),
+                        platform=hint or "unknown",
+                        error_kind=kind,
+                        error_message=msg,
+                    ),
+                    extras,
+                )
+            )
+            continue
+        tasks.append(
+            DownloadTask(
+                url=url,
+                root=str(root),
+                platform_hint=hint,
+                profile=prof.for_platform(hint),
+                allow_file_urls=allow_file_urls,
+            )
+        )
+    downloaded = 0
+    caps = prof.concurrency_caps()
+    pool_size = min(workers, prof.default.concurrency or workers, max(1, len(tasks)))
+    bar = _progress_bar(len(tasks), progress)
+    try:
+        for res in run_tasks(
+            download_one,
+            tasks,
+            workers=pool_size,
+            executor=executor,
+            group_of=lambda t: t.platform_hint,
+            group_caps=caps,
+        ):
+            downloaded += res.status == "ok"
+            book.add(_result_row(res, carried.get(res.url, {})))
+            book.flush()
+            bar.update(1)
+    finally:
+        bar.close()
+        book.flush(force=True)
+        with contextlib.suppress(OSError):
+            (root / ".staging").rmdir()  # only when empty: nothing is in flight any more
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for url in inputs["url"]:
+        row = book.rows.get(str(url))
+        if row is None:
+            continue
+        statuses[str(row["status"])] += 1
+        if row.get("error_kind"):
+            errors[str(row["error_kind"])] += 1
+    return FetchSummary(
+        total=len(inputs),
+        downloaded=downloaded,
+        skipped=skipped,
+        by_status=dict(sorted(statuses.items())),
+        by_error=dict(sorted(errors.items())),
+        manifest=str(book.path),
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="video", desc="fetch", file=sys.stderr)

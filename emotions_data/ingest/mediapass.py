@@ -1,0 +1,175 @@
+"""One ffmpeg decode of the original gives every output of ``prepare``.
+
+Decoding dominates the cost (MEASUREMENTS.md), so the original is decoded exactly once and
+the decoded frames are split (ffmpeg ``split`` filter) into three branches:
+
+1. the normalised mp4 (short side, fps, h264/aac), plus a 16 kHz mono WAV from the audio;
+2. the cache frames: scaled so the short side is ``cache_size``, centre-cropped square, raw
+   RGB at the normalised fps (the model random-crops 112 px from these 128 px frames);
+3. the hash frames: 32x32 squashed (aspect ignored, so a resized repost still matches).
+
+The graph is built with ffmpeg-python (which escapes commas in filter arguments itself) and
+run with an argument list (no shell). Any failure becomes a ``MediaError`` with one line of
+ffmpeg's stderr, inside the worker (``ffmpeg.Error`` cannot be pickled).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from emotions_data.ingest.probe import MediaError, ProbeResult, ffmpeg_binary
+
+HASH_SIDE = 32
+
+
+@dataclass(frozen=True)
+class PassSettings:
+    short_side: int
+    fps: float
+    video_codec: str
+    preset: str
+    crf: int
+    audio_codec: str
+    audio_bitrate: str
+    sample_rate: int
+    cache_size: int
+    threads: int
+
+
+@dataclass
+class PassOutput:
+    frames: npt.NDArray[np.uint8]  # (N, cache_size, cache_size, 3)
+    hash_frames: npt.NDArray[np.uint8]  # (N, 32, 32, 3)
+    fps: float  # the frame rate of both frame arrays
+
+
+def _even(x: float) -> int:
+    return max(2, round(x / 2.0) * 2)
+
+
+def normalised_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """Output size with the short side at ``short_side`` (never upscaled), both even."""
+    short = min(width, height)
+    target = min(short_side, short)
+    scale = target / short
+    return _even(width * scale), _even(height * scale)
+
+
+def output_fps(source_fps: float, target_fps: float) -> float:
+    """The normalised rate: ``target_fps``, or the source's rate when that is lower."""
+    if source_fps <= 0:
+        return target_fps
+    return min(source_fps, target_fps)
+
+
+def run_pass(
+    source: Path,
+    info: ProbeResult,
+    settings: PassSettings,
+    work: Path,
+    *,
+    normalized: Path | None,
+    wav: Path | None,
+) -> PassOutput:
+    """Decode ``source`` once; write ``normalized`` (mp4) and ``wav`` when given.
+
+    ``work`` is an empty scratch folder for the raw frame files. Raise ``MediaError`` when
+    ffmpeg fails or decodes much less than the probed duration (a truncated file).
+    """
+    import ffmpeg
+
+    fps = output_fps(info.fps, settings.fps)
+    frames_raw, hash_raw = work / "frames.rgb", work / "hash.rgb"
+    inp = ffmpeg.input(str(source))
+    video = inp.video
+    if info.fps <= 0 or info.fps > fps + 0.01:
+        video = video.filter("fps", fps=round(fps, 3))
+    branches = video.filter_multi_output("split", 3 if normalized is not None else 2)
+    c = settings.cache_size
+    cache_v = branches[0].filter("scale", c, c, force_original_aspect_ratio="increase")
+    cache_v = cache_v.filter("crop", c, c)
+    hash_v = branches[1].filter("scale", HASH_SIDE, HASH_SIDE)
+    outputs = [
+        ffmpeg.output(cache_v, str(frames_raw), format="rawvideo", pix_fmt="rgb24"),
+        ffmpeg.output(hash_v, str(hash_raw), format="rawvideo", pix_fmt="rgb24"),
+    ]
+    if normalized is not None:
+        width, height = normalised_size(info.width, info.height, settings.short_side)
+        norm_v = branches[2].filter("scale", width, height)
+        streams = [norm_v, inp.audio] if info.has_audio else [norm_v]
+        audio_opts = (
+            {"acodec": settings.audio_codec, "audio_bitrate": settings.audio_bitrate}
+            if info.has_audio
+            else {}
+        )
+        outputs.append(
+            ffmpeg.output(
+                *streams,
+                str(normalized),
+                format="mp4",
+                vcodec=settings.video_codec,
+                preset=settings.preset,
+                crf=settings.crf,
+                pix_fmt="yuv420p",
+                movflags="+faststart",
+                threads=settings.threads,
+                **audio_opts,
+            )
+        )
+    if wav is not None and info.has_audio:
+        outputs.append(
+            ffmpeg.output(
+                inp.audio, str(wav), format="wav", ac=1, ar=settings.sample_rate, acodec="pcm_s16le"
+            )
+        )
+    # global options go first: ffmpeg-python would append them after the last output
+    compiled = ffmpeg.merge_outputs(*outputs).compile(cmd=ffmpeg_binary())
+    args = [
+        compiled[0],
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-filter_complex_threads",
+        str(settings.threads),
+        *compiled[1:],
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        reason = (lines[-1] if lines else f"exit code {proc.returncode}").replace(
+            str(source), "<file>"
+        )
+        raise MediaError(f"ffmpeg could not decode the file: {reason}")
+    frames = np.fromfile(frames_raw, dtype=np.uint8)
+    hashes = np.fromfile(hash_raw, dtype=np.uint8)
+    n = len(frames) // (c * c * 3)
+    if n == 0:
+        raise MediaError("no video frame could be decoded")
+    expected = info.duration_s * fps
+    if expected >= 4 and n < 0.9 * expected:
+        raise MediaError(
+            f"truncated: decoded {n / fps:.1f} s of the {info.duration_s:.1f} s the file declares"
+        )
+    frames = frames[: n * c * c * 3].reshape(n, c, c, 3)
+    n_hash = len(hashes) // (HASH_SIDE * HASH_SIDE * 3)
+    hash_frames = hashes[: n_hash * HASH_SIDE * HASH_SIDE * 3].reshape(
+        n_hash, HASH_SIDE, HASH_SIDE, 3
+    )
+    return PassOutput(frames=frames, hash_frames=hash_frames, fps=fps)
+
+
+def tsn_indices(n_frames: int, segments: int, per_segment: int) -> npt.NDArray[np.int64]:
+    """(segments, per_segment) frame indices: ``per_segment`` consecutive frames centred in each
+    of ``segments`` equal parts of the clip (TSN); indices repeat when the clip is short."""
+    seg_len = n_frames / segments
+    centres = (np.arange(segments) + 0.5) * seg_len
+    starts = np.clip(np.floor(centres - per_segment / 2), 0, max(0, n_frames - per_segment))
+    idx = starts[:, None].astype(np.int64) + np.arange(per_segment)[None, :]
+    return np.asarray(np.clip(idx, 0, n_frames - 1), dtype=np.int64)

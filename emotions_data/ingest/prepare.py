@@ -1,0 +1,555 @@
+"""``prepare``: probe, filter, deduplicate, normalise and cache the fetched videos, in place.
+
+For each fetched video (``ROOT/videos.parquet``, rows with media) it fills the probe columns,
+marks rows ``filtered`` (reason in ``error_message``) or ``failed``/``bad_media``, writes
+``ROOT/normalized/<video_id>.mp4``, ``ROOT/audio/<video_id>.wav`` (16 kHz mono) and the
+training cache ``ROOT/cache/<video_id>/`` (``emotions_data.schema.cache``), all from one decode
+of the original (``ingest.mediapass``), and marks duplicates.
+
+Duplicates: byte-identical files (same sha256) are found before any decoding, near-duplicates
+(``ingest.phash``) after. In each group the kept copy is the one with the most pixels, then
+the longest, then the earliest fetched, then the smallest ``video_id``; the others become
+``duplicate`` with ``dup_of`` naming it (their outputs are kept on disk). Exact duplicates are
+never decoded; they share the kept copy's bytes.
+
+Resumable and idempotent: every output is written under a temporary name and renamed, the
+manifest is rewritten atomically every few seconds, and an item whose outputs exist (for the
+same output settings) is not decoded again: a second run only re-applies the filters and the
+duplicate rule from the manifest columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotions_data.ingest.executors import check_executor, run_tasks
+from emotions_data.ingest.features import audio_features, read_wav_mono, silent_features
+from emotions_data.ingest.mediapass import PassSettings, run_pass, tsn_indices
+from emotions_data.ingest.phash import connected_groups, near_duplicate_pairs, video_phash
+from emotions_data.ingest.probe import MediaError, ProbeResult, probe
+from emotions_data.schema.atomic import atomic_path, sha256_file
+from emotions_data.schema.cache import CacheMeta, read_cache_meta, write_cache
+from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.io import read_manifest, write_manifest
+
+MANIFEST_NAME = "videos.parquet"
+_FLUSH_EVERY_S = 5.0
+_SCRATCH = ".prepare-tmp"
+PROBE_COLUMNS = tuple(f.name for f in fields(ProbeResult))
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Every setting of ``prepare`` (``configs/prepare.yaml`` documents each)."""
+
+    # filters
+    min_duration_s: float = 1.0
+    max_duration_s: float = 300.0
+    require_audio: bool = False
+    min_short_side: int = 64
+    # normalised media
+    short_side: int = 360
+    fps: float = 15.0
+    video_codec: str = "libx264"
+    preset: str = "veryfast"
+    crf: int = 23
+    audio_codec: str = "aac"
+    audio_bitrate: str = "96k"
+    sample_rate: int = 16_000
+    threads: int = 1
+    # training cache
+    segments: int = 16
+    frames_per_segment: int = 8
+    cache_size: int = 128
+    n_fft: int = 400
+    hop_length: int = 160
+    n_mels: int = 64
+    n_mfcc: int = 32
+    # near duplicates
+    phash_frames: int = 4
+    max_hamming: float = 8.0
+    max_colour_diff: int = 32
+
+    def pass_settings(self) -> PassSettings:
+        return PassSettings(
+            short_side=self.short_side,
+            fps=self.fps,
+            video_codec=self.video_codec,
+            preset=self.preset,
+            crf=self.crf,
+            audio_codec=self.audio_codec,
+            audio_bitrate=self.audio_bitrate,
+            sample_rate=self.sample_rate,
+            cache_size=self.cache_size,
+            threads=self.threads,
+        )
+
+    def outputs_key(self) -> str:
+        """Digest of the settings that shape the files; a change re-does every item."""
+        shaping = {
+            k: v
+            for k, v in asdict(self).items()
+            if k
+            not in (
+                "min_duration_s",
+                "max_duration_s",
+                "require_audio",
+                "min_short_side",
+                "max_hamming",
+                "max_colour_diff",
+                "threads",
+            )
+        }
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_prepare_config(
+    source: PrepareConfig | str | Path | dict[str, Any] | None,
+) -> PrepareConfig:
+    if source is None:
+        return PrepareConfig()
+    if isinstance(source, PrepareConfig):
+        return source
+    where = "prepare config"
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        import yaml
+
+        where = str(source)
+        try:
+            data = yaml.safe_load(Path(source).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: no such config file") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings")
+    allowed = {f.name: f.type for f in fields(PrepareConfig)}
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+        )
+    config = PrepareConfig(**data)
+    for name in ("short_side", "segments", "frames_per_segment", "cache_size", "phash_frames"):
+        if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
+            raise ConfigError(f"{where}: {name} must be a positive integer")
+    if config.fps <= 0 or config.min_duration_s > config.max_duration_s:
+        raise ConfigError(f"{where}: fps must be > 0 and min_duration_s <= max_duration_s")
+    return config
+
+
+def filter_reason(info: ProbeResult, config: PrepareConfig) -> str | None:
+    """Why a probed video is filtered out, or None when it passes."""
+    if info.duration_s < config.min_duration_s:
+        return f"duration {info.duration_s:.2f} s < min_duration_s {config.min_duration_s:g}"
+    if info.duration_s > config.max_duration_s:
+        return f"duration {info.duration_s:.2f} s > max_duration_s {config.max_duration_s:g}"
+    if config.require_audio and not info.has_audio:
+        return "no audio stream (require_audio is set)"
+    short = min(info.width, info.height)
+    if short < config.min_short_side:
+        return f"short side {short} px < min_short_side {config.min_short_side}"
+    return None
+
+
+def _cache_arrays(
+    out_frames: np.ndarray[Any, Any],
+    wav: Path | None,
+    info: ProbeResult,
+    video_id: str,
+    fps: float,
+    config: PrepareConfig,
+) -> tuple[CacheMeta, Any, Any, Any]:
+    idx = tsn_indices(len(out_frames), config.segments, config.frames_per_segment)
+    frames = np.ascontiguousarray(out_frames[idx])
+    if wav is not None and info.has_audio and wav.exists():
+        samples, rate = read_wav_mono(wav)
+        logmel, mfcc = audio_features(
+            samples,
+            sample_rate=rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            n_mfcc=config.n_mfcc,
+        )
+        has_audio = True
+    else:
+        logmel, mfcc = silent_features(
+            info.duration_s,
+            sample_rate=config.sample_rate,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            n_mfcc=config.n_mfcc,
+        )
+        has_audio = False
+    meta = CacheMeta(
+        video_id=video_id,
+        n_segments=config.segments,
+        frames_per_segment=config.frames_per_segment,
+        height=config.cache_size,
+        width=config.cache_size,
+        duration_s=float(info.duration_s),
+        source_fps=float(fps),
+        has_audio=has_audio,
+        sample_rate=config.sample_rate,
+        hop_length=config.hop_length,
+        n_mels=config.n_mels,
+        n_mfcc=config.n_mfcc,
+    )
+    return meta, frames, logmel, mfcc
+
+
+def build_cache_for_file(
+    media: str | Path,
+    cache_dir: str | Path,
+    video_id: str,
+    config: PrepareConfig | str | Path | None = None,
+) -> CacheMeta:
+    """Build the training cache of one raw video file (e.g. for ``baseline predict``).
+
+    Same frames and features as ``prepare`` (one decode, no normalised file kept); raises
+    ``MediaError`` for an unreadable file.
+    """
+    conf = load_prepare_config(config)
+    media, cache_dir = Path(media), Path(cache_dir)
+    info = probe(media)
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _scratch(cache_dir.parent / _SCRATCH, video_id) as work:
+        wav = work / "audio.wav"
+        out = run_pass(media, info, conf.pass_settings(), work, normalized=None, wav=wav)
+        meta, frames, logmel, mfcc = _cache_arrays(out.frames, wav, info, video_id, out.fps, conf)
+    write_cache(cache_dir, meta, frames, logmel, mfcc)
+    return meta
+
+
+@contextlib.contextmanager
+def _scratch(parent: Path, name: str) -> Any:
+    work = parent / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # only when no other item is using it
+
+
+@dataclass(frozen=True)
+class PrepareTask:
+    video_id: str
+    root: str
+    media_path: str
+    config: PrepareConfig
+    info: ProbeResult | None = None
+
+
+@dataclass
+class PrepareResult:
+    video_id: str
+    status: str  # ok | filtered | failed
+    error_kind: str | None = None
+    error_message: str | None = None
+    info: ProbeResult | None = None
+    phash: str | None = None
+    normalized_path: str | None = None
+    audio_path: str | None = None
+    cache_path: str | None = None
+    seconds: float = 0.0
+
+
+def prepare_one(task: PrepareTask) -> PrepareResult:
+    """Probe, filter and (when it passes) normalise and cache one video; never raises for it."""
+    started = time.monotonic()
+    root = Path(task.root)
+    conf = task.config
+    result = PrepareResult(video_id=task.video_id, status="ok", info=task.info)
+    try:
+        info = task.info or probe(root / task.media_path)
+        result.info = info
+        reason = filter_reason(info, conf)
+        if reason is not None:
+            result.status, result.error_kind, result.error_message = "filtered", "filtered", reason
+            return result
+        vid = task.video_id
+        rel_norm, rel_wav, rel_cache = f"normalized/{vid}.mp4", f"audio/{vid}.wav", f"cache/{vid}"
+        with contextlib.ExitStack() as stack:
+            work = stack.enter_context(_scratch(root / _SCRATCH, vid))
+            tmp_norm = stack.enter_context(atomic_path(root / rel_norm, suffix=".mp4"))
+            # no audio stream, no WAV
+            tmp_wav = (
+                stack.enter_context(atomic_path(root / rel_wav, suffix=".wav"))
+                if info.has_audio
+                else None
+            )
+            out = run_pass(
+                root / task.media_path,
+                info,
+                conf.pass_settings(),
+                work,
+                normalized=tmp_norm,
+                wav=tmp_wav,
+            )
+            meta, frames, logmel, mfcc = _cache_arrays(
+                out.frames, tmp_wav, info, vid, out.fps, conf
+            )
+            result.phash = video_phash(out.hash_frames, conf.phash_frames)
+        # the cache goes last: a folder with meta.json means the item is complete
+        write_cache(root / rel_cache, meta, frames, logmel, mfcc)
+        result.normalized_path = rel_norm
+        result.audio_path = rel_wav if info.has_audio else None
+        result.cache_path = rel_cache
+    except MediaError as exc:
+        result.status, result.error_kind, result.error_message = "failed", "bad_media", str(exc)
+    except OSError as exc:
+        result.status, result.error_kind = "failed", "other"
+        result.error_message = f"{type(exc).__name__}: {exc.strerror or exc}"
+    result.seconds = time.monotonic() - started
+    return result
+
+
+@dataclass
+class PrepareSummary:
+    """What a prepare run did, and where every video stands after it."""
+
+    total: int
+    processed: int
+    skipped: int
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_error: dict[str, int] = field(default_factory=dict)
+    manifest: str = ""
+    changed: bool = False
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["elapsed_s"] = round(self.elapsed_s, 2)
+        return data
+
+
+def _probe_of(row: dict[str, Any]) -> ProbeResult | None:
+    if row.get("duration_s") is None or row.get("width") is None or row.get("height") is None:
+        return None
+    rate = row.get("audio_sample_rate")
+    return ProbeResult(
+        duration_s=float(row["duration_s"]),
+        width=int(row["width"]),
+        height=int(row["height"]),
+        fps=float(row.get("fps") or 0.0),
+        has_audio=bool(row.get("has_audio")),
+        audio_sample_rate=int(rate) if rate is not None else None,
+        video_codec=row.get("video_codec"),
+        audio_codec=row.get("audio_codec"),
+    )
+
+
+def _is_done(row: dict[str, Any], root: Path) -> bool:
+    """All outputs of this row exist (the cache last, so its meta.json means complete)."""
+    if not (row.get("phash") and row.get("normalized_path") and row.get("cache_path")):
+        return False
+    if not (root / str(row["normalized_path"])).is_file():
+        return False
+    if row.get("has_audio") and not (
+        row.get("audio_path") and (root / str(row["audio_path"])).is_file()
+    ):
+        return False
+    try:
+        read_cache_meta(root / str(row["cache_path"]))
+    except Exception:
+        return False
+    return True
+
+
+def _keep_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Sort key of the keep rule: most pixels, longest, earliest fetched, smallest id."""
+    pixels = int(row.get("width") or 0) * int(row.get("height") or 0)
+    fetched = row.get("fetched_at")
+    return (
+        -pixels,
+        -float(row.get("duration_s") or 0.0),
+        fetched is None,
+        str(pd.Timestamp(fetched).isoformat()) if fetched is not None else "",
+        str(row["video_id"]),
+    )
+
+
+class _Book:
+    """The manifest rows in memory; written atomically when they differ from the file."""
+
+    def __init__(self, path: Path, df: pd.DataFrame, params: dict[str, Any]) -> None:
+        self.path, self.params, self.columns = path, params, list(df.columns)
+        self.rows: list[dict[str, Any]] = (
+            df.astype(object).where(df.notna(), None).to_dict("records")
+        )
+        self.written = [dict(r) for r in self.rows]
+        self.changed = False
+        self.last_flush = time.monotonic()
+
+    def flush(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self.last_flush < _FLUSH_EVERY_S:
+            return
+        self.last_flush = time.monotonic()
+        if self.rows == self.written:
+            return  # nothing new: the file (and its timestamps) stay untouched
+        df = pd.DataFrame(self.rows, columns=self.columns)
+        write_manifest(df, self.path, "videos", params=self.params)
+        self.written = [dict(r) for r in self.rows]
+        self.changed = True
+
+
+def prepare(
+    root: str | Path,
+    *,
+    config: PrepareConfig | str | Path | None = None,
+    workers: int = 2,
+    progress: bool = True,
+    executor: str = "local",
+) -> PrepareSummary:
+    """Probe, filter, deduplicate, normalise and cache the videos of ``root/videos.parquet``."""
+    started = time.monotonic()
+    check_executor(executor)
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    conf = load_prepare_config(config)
+    root = Path(root)
+    path = root / MANIFEST_NAME
+    if not path.exists():
+        raise ManifestError([f"{path}: no videos manifest here; run `emotions-data fetch` first"])
+    manifest = read_manifest(path, "videos")
+    key = conf.outputs_key()
+    same_outputs = manifest.meta.params.get("outputs_key") == key
+    params = {"config": asdict(conf), "outputs_key": key, "workers": workers}
+    book = _Book(path, manifest.df, params)
+    shutil.rmtree(root / _SCRATCH, ignore_errors=True)  # leftovers of a killed run
+
+    # candidates: every fetched file not already failed; their derived status is recomputed
+    cand = [r for r in book.rows if r.get("media_path") and r["status"] != "failed"]
+    for row in cand:
+        row.update(status="ok", error_kind=None, error_message=None, dup_of=None)
+        if not same_outputs:
+            row.update(phash=None, normalized_path=None, audio_path=None, cache_path=None)
+        if not row.get("sha256") and (root / str(row["media_path"])).is_file():
+            row.update(sha256=sha256_file(root / str(row["media_path"])))
+
+    # exact duplicates first: identical bytes are never decoded twice
+    by_sha: dict[str, list[dict[str, Any]]] = {}
+    for row in cand:
+        if row.get("sha256"):
+            by_sha.setdefault(str(row["sha256"]), []).append(row)
+    exact = 0
+    for group in by_sha.values():
+        group.sort(key=_keep_order)
+        for row in group[1:]:
+            exact += 1
+            msg = f"exact duplicate (same sha256) of {group[0]['video_id']}"
+            row.update(status="duplicate", dup_of=group[0]["video_id"], error_message=msg)
+
+    tasks: list[PrepareTask] = []
+    skipped = 0
+    for row in cand:
+        if row["status"] == "duplicate":
+            continue
+        info = _probe_of(row)
+        if info is not None:
+            reason = filter_reason(info, conf)
+            if reason is not None:
+                row.update(status="filtered", error_kind="filtered", error_message=reason)
+                continue
+            if _is_done(row, root):
+                skipped += 1
+                continue
+        tasks.append(
+            PrepareTask(
+                video_id=str(row["video_id"]),
+                root=str(root),
+                media_path=str(row["media_path"]),
+                config=conf,
+                info=info,
+            )
+        )
+
+    by_id = {str(r["video_id"]): r for r in book.rows}
+    bar = _progress_bar(len(tasks), progress)
+    try:
+        for res in run_tasks(
+            prepare_one, tasks, workers=min(workers, max(1, len(tasks))), executor=executor
+        ):
+            row = by_id[res.video_id]
+            values: dict[str, Any] = {
+                "status": res.status,
+                "error_kind": res.error_kind,
+                "error_message": res.error_message,
+            }
+            if res.info is not None:
+                values.update(res.info.to_columns())
+            if res.status == "ok":
+                values.update(
+                    phash=res.phash,
+                    normalized_path=res.normalized_path,
+                    audio_path=res.audio_path,
+                    cache_path=res.cache_path,
+                )
+            row.update(values)
+            book.flush()
+            bar.update(1)
+    finally:
+        bar.close()
+        book.flush(force=True)
+
+    # exact duplicates share the kept copy's bytes, hence its probe
+    for group in by_sha.values():
+        for row in group[1:]:
+            row.update({c: group[0].get(c) for c in PROBE_COLUMNS})
+
+    # near duplicates among what survived (reposts re-encoded or resized)
+    alive = [r for r in cand if r["status"] == "ok" and r.get("phash")]
+    pairs = near_duplicate_pairs(
+        [str(r["phash"]) for r in alive],
+        max_hamming=conf.max_hamming,
+        max_colour_diff=conf.max_colour_diff,
+    )
+    near = 0
+    for group_idx in connected_groups(len(alive), pairs):
+        group = sorted((alive[i] for i in group_idx), key=_keep_order)
+        for row in group[1:]:
+            near += 1
+            msg = f"near duplicate (perceptual hash) of {group[0]['video_id']}"
+            row.update(status="duplicate", dup_of=group[0]["video_id"], error_message=msg)
+    book.flush(force=True)
+
+    statuses = Counter(str(r["status"]) for r in book.rows)
+    errors = Counter(str(r["error_kind"]) for r in book.rows if r.get("error_kind"))
+    return PrepareSummary(
+        total=len(book.rows),
+        processed=len(tasks),
+        skipped=skipped,
+        exact_duplicates=exact,
+        near_duplicates=near,
+        by_status=dict(sorted(statuses.items())),
+        by_error=dict(sorted(errors.items())),
+        manifest=str(path),
+        changed=book.changed,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="video", desc="prepare", file=sys.stderr)
