@@ -188,11 +188,13 @@ def compute_agreement(
     n_boot: int = 0,
     level: float = 0.95,
     seed: int = 0,
+    source: str = "annotations",
 ) -> AgreementReport:
     """Everything ``emotions-data agreement`` reports, on the long frame.
 
     ``frame`` has video_id, annotator_id, label and optionally stage and group_id. ``groups``
     maps annotator_id -> group_id (a groups manifest); without it the frame's group_id is used.
+    ``source`` names the input in error messages.
     """
     dims = parse_by(by)
     check_bootstrap_args(n_boot, level)
@@ -211,7 +213,7 @@ def compute_agreement(
     if len(frame) == 0:
         raise ManifestError(["no judgements to analyse (the annotations are empty)"])
     group_keys = _group_keys(frame, groups) if "group" in dims else None
-    enc = encode(frame, taxonomy)
+    enc = encode(frame, taxonomy, source=source)
     rng = np.random.default_rng([seed, 0]) if n_boot else None
     overall, (stats, boot) = _figures(enc, n_boot, level, rng)
     report = AgreementReport(

@@ -95,6 +95,7 @@ def agreement(
         n_boot=n_boot,
         level=level,
         seed=settings.seed,
+        source=str(annotations),
     )
     if json_target != "-":
         click.echo(format_text(report))
