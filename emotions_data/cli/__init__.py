@@ -17,10 +17,16 @@ from emotions_data.cli.common import Settings, handle_errors
 # name -> "module:attribute"; one line per command or command group.
 COMMANDS: dict[str, str] = {
     "manifest": "emotions_data.cli.manifest:manifest",
+    "fetch": "emotions_data.cli.fetch:fetch",
+    "prepare": "emotions_data.cli.prepare:prepare",
+    "annotate": "emotions_data.cli.annotate:annotate",
     "agreement": "emotions_data.cli.agreement:agreement",
     "baseline": "emotions_data.cli.baseline:baseline",
     "split": "emotions_data.cli.variants:split",
     "build-variants": "emotions_data.cli.variants:build_variants",
+    "stats": "emotions_data.cli.release:stats",
+    "release": "emotions_data.cli.release:release",
+    "hydrate": "emotions_data.cli.release:hydrate",
 }
 
 

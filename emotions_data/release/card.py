@@ -1,0 +1,263 @@
+"""The dataset card (README.md with a Hugging Face YAML header) and the shared RAI texts.
+
+Every sentence that states a fact is built from ``DatasetFacts``; the same texts fill the
+card's sections and Croissant's Responsible-AI fields, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from emotions_data.release.facts import DatasetFacts
+from emotions_data.schema.manifests import SPLITS
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    name: str
+    license: str = "other"
+    license_note: str = (
+        "Labels and metadata for academic research only. The videos belong to their uploaders "
+        "and platforms: they are not redistributed here, only their URLs and sha256."
+    )
+    homepage: str | None = None
+    version: str = "1.0.0"
+    with_media: bool = False
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "n/a"
+
+
+def _ci(a: dict[str, Any], level: float) -> str:
+    if a.get("alpha") is None:
+        return "not computable (fewer than two items with two or more judgements)"
+    text = f"{a['alpha']:.3f}"
+    if a.get("ci"):
+        text += f" ({int(level * 100)} % bootstrap CI {a['ci'][0]:.3f} to {a['ci'][1]:.3f})"
+    return text + f" over {a['n_items']} items and {a['n_judgements']} judgements"
+
+
+def texts(facts: DatasetFacts, info: ReleaseInfo, agreement: dict[str, Any]) -> dict[str, str]:
+    """One paragraph per topic; keys are shared by the card and Croissant."""
+    classes = facts.taxonomy.classes
+    counts = facts.class_counts()
+    n = int(counts.sum())
+    lab = facts.labelled()
+    platforms = lab["platform"].value_counts()
+    plat_text = ", ".join(f"{p} {_pct(int(k), n)}" for p, k in platforms.items())
+    funnel = dict(facts.funnel())
+    losses = facts.losses()
+    per_item = facts.annotators_per_item()
+    quality = facts.label_quality()
+    stages = facts.stages()
+    dates = facts.date_range()
+    out: dict[str, str] = {}
+    out["motivation"] = (
+        f"{info.name} is a short-video emotion-recognition dataset with {n} videos labelled "
+        f"with the {len(classes)} classes of the `{facts.taxonomy.name}` taxonomy "
+        f"({', '.join(classes)}). Short videos carry emotion in picture, sound and on-screen "
+        "text together; the dataset exists to train and fairly evaluate audio-visual models on "
+        "them, with labels whose reliability is measured and documented."
+    )
+    pol = facts.taxonomy.polarity
+    out["composition"] = (
+        f"{n} videos; per class: "
+        + ", ".join(f"{c} {int(counts[c])}" for c in classes)
+        + f" (largest/smallest class ratio {counts.max() / max(1, counts.min()):.1f}). "
+        f"Platforms: {plat_text}. "
+        + (
+            "Polarity groups: "
+            + ", ".join(
+                f"{p} ({', '.join(c for c in classes if pol.get(c) == p)})"
+                for p in facts.taxonomy.polarities
+            )
+            + ". "
+            if pol
+            else ""
+        )
+        + f"Variants: {', '.join(facts.variants)}."
+    )
+    if "URLs" in funnel:
+        out["collection"] = (
+            f"{funnel['URLs']} candidate URLs were downloaded with yt-dlp"
+            + (f" between {dates[0]} and {dates[1]}" if dates else "")
+            + f"; {funnel['downloaded']} downloaded, {funnel['kept after filters']} passed the "
+            f"duration and media checks, {funnel['unique (not duplicate)']} remained after exact "
+            f"and near-duplicate removal. Losses: "
+            + ", ".join(
+                f"{k} {v}" for k, v in losses.items() if not k.startswith(("disputed", "expert"))
+            )
+            + "."
+        )
+    else:
+        out["collection"] = "No videos manifest was given: collection figures are not available."
+    crowd_stages = [s for s in stages if not s.startswith("expert")]
+    changed = losses["expert changed the crowd's label"]
+    out["annotation_protocol"] = (
+        "Multi-stage crowd annotation in Label Studio: annotators were profiled and split into "
+        "balanced groups with a leader each; "
+        + (
+            f"the stages were {', '.join(stages)}. "
+            if stages
+            else "the per-stage judgements are not part of this release. "
+        )
+        + (
+            f"Each crowd stage ({', '.join(crowd_stages)}) labelled the videos of another group's "
+            "share (cross-checks); annotators with low consistency were moved or removed. "
+            if crowd_stages
+            else ""
+        )
+        + f"Videos without a clear majority ({losses['disputed (sent to the expert)']}) went to "
+        f"an expert, whose label is final ({losses['expert-decided']} expert-decided, "
+        f"{changed} "
+        "changed from the crowd's majority). Final labels: "
+        + ", ".join(f"{k} {v}" for k, v in quality["methods"].items())
+        + f"; {quality['unanimous']} unanimous; mean support {quality['mean_support']}."
+    )
+    apt = (
+        f"{per_item['mean']} crowd judgements per video on average (median {per_item['median']}, "
+        f"min {per_item['min']}, max {per_item['max']}), expert excluded"
+    )
+    if "annotators" in per_item:
+        apt += f"; {per_item['annotators']} annotators gave {per_item['judgements']} judgements"
+        apt += "; per stage: " + ", ".join(f"{s} {v}" for s, v in per_item["per_stage"].items())
+    if "groups" in per_item:
+        apt += (
+            f"; {per_item['groups']} groups, {per_item['removed_annotators']} annotator(s) "
+            "removed after consistency checks"
+        )
+    out["annotators_per_item"] = apt + "."
+    if agreement:
+        level = float(agreement["ci_level"])
+        lines = [f"{agreement['measure']}, all crowd stages: {_ci(agreement['crowd'], level)}."]
+        lines += [f"Stage {s}: {_ci(a, level)}." for s, a in agreement["per_stage"].items()]
+        out["agreement"] = " ".join(lines)
+    else:
+        out["agreement"] = "No annotations manifest was given: agreement was not computed."
+    out["uses"] = (
+        "Training and evaluating emotion recognition on short videos (audio, visual and "
+        "audio-visual models); studying annotation reliability. Report UAR and macro-F1 beside "
+        "accuracy on the full variant; use the test-oriented variant for trustworthy test "
+        "figures. Not for decisions about individuals, surveillance, or inferring the emotions "
+        "of the people shown outside research."
+    )
+    smallest = str(counts.idxmin())
+    out["limitations"] = (
+        f"Class imbalance: {smallest} has {int(counts.min())} videos against "
+        f"{int(counts.max())} for {counts.idxmax()}. Platform mix: {plat_text}; content and "
+        "culture follow those platforms. Labels are perceived emotions, not the emotions of the "
+        f"people shown; {_pct(n - quality['unanimous'], n)} of labels are not unanimous. "
+        "Videos are distributed as URLs: links die and files change, so a re-downloaded copy "
+        "(`emotions-data hydrate`) may be smaller than this release; the availability report "
+        "says which variants are still complete."
+    )
+    out["personal_information"] = (
+        "The videos show people (faces, voices) and may carry names or handles in on-screen "
+        "text. This release contains no media"
+        + (" except the normalised clips under media/" if info.with_media else "")
+        + "; uploader ids and titles are left out of the data files (they are only used to keep "
+        "uploaders in one split). Annotators are identified only by roster ids, never by name "
+        "or e-mail."
+    )
+    out["maintenance"] = (
+        f"Version {info.version}, built from manifests created "
+        + ", ".join(
+            sorted(
+                {
+                    str(m.get("created_at", ""))[:10]
+                    for m in facts.variant_meta.values()
+                    if m.get("created_at")
+                }
+            )
+            or ["(unknown)"]
+        )
+        + ". Every file is rebuilt by `emotions-data build-variants` and `emotions-data release` "
+        "from the manifests (their sha256 are in the variant metadata); dead links are tracked "
+        "with `emotions-data hydrate`, and a new version is released when availability or "
+        "labels change."
+    )
+    return out
+
+
+def _configs(files: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    configs = []
+    for i, (variant, splits) in enumerate(files.items()):
+        entry: dict[str, Any] = {
+            "config_name": variant,
+            "data_files": [{"split": s, "path": p} for s, p in splits.items()],
+        }
+        if i == 0:
+            entry["default"] = True
+        configs.append(entry)
+    return configs
+
+
+def dataset_card(
+    facts: DatasetFacts,
+    info: ReleaseInfo,
+    agreement: dict[str, Any],
+    files: dict[str, dict[str, str]],
+) -> str:
+    """README.md: YAML header (one ``configs`` entry per variant) and the filled sections."""
+    n = len(facts.labels)
+    size = "n<1K" if n < 1000 else "1K<n<10K" if n < 10_000 else "10K<n<100K"
+    header = {
+        "pretty_name": info.name,
+        "license": info.license,
+        "task_categories": ["video-classification"],
+        "tags": ["emotion-recognition", "short-video", "audio-visual", facts.taxonomy.name],
+        "size_categories": [size],
+        "configs": _configs(files),
+    }
+    t = texts(facts, info, agreement)
+    md = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(), "---", ""]
+    md += [f"# {info.name}", ""]
+    md += ["## Motivation", "", t["motivation"], ""]
+    md += ["## Composition", "", t["composition"], ""]
+    md += ["| variant | " + " | ".join(SPLITS) + " | total |", "|---" * (len(SPLITS) + 2) + "|"]
+    for name in facts.variants:
+        tot = facts.variant_table(name).loc["total"]
+        md.append(
+            f"| {name} | "
+            + " | ".join(str(int(tot[s])) for s in SPLITS)
+            + f" | {int(tot['total'])} |"
+        )
+    md += [""]
+    for name, meta in facts.variant_meta.items():
+        definition = meta.get("definition") or {}
+        params = {k: v for k, v in definition.items() if k not in ("rationale",)}
+        md += [
+            f"- **{name}** ({', '.join(f'{k}={v}' for k, v in params.items())}, seed "
+            f"{meta.get('seed', 'n/a')}): {definition.get('rationale', '')}"
+        ]
+    md += [
+        "",
+        "Columns: `video_id`, `platform`, `source_url`, `label`, `split`, `fold`, `sha256` of the "
+        "original media, `bytes`, `duration_s`, `width`, `height`, and the label's provenance "
+        "(`method`, `n_votes`, `support`)"
+        + (
+            ", `media_path` and `media_sha256` of the included normalised clip."
+            if info.with_media
+            else "."
+        ),
+        "",
+        "```python",
+        "import datasets",
+        f'ds = datasets.load_dataset("path/to/this/folder", "{next(iter(files))}")',
+        "```",
+        "",
+    ]
+    md += ["## Collection", "", t["collection"], ""]
+    md += ["## Annotation protocol", "", t["annotation_protocol"], ""]
+    md += ["## Annotators per item", "", t["annotators_per_item"], ""]
+    md += ["## Agreement", "", t["agreement"], ""]
+    md += ["## Uses", "", t["uses"], ""]
+    md += ["## Limitations", "", t["limitations"], ""]
+    md += ["## Personal and sensitive information", "", t["personal_information"], ""]
+    md += ["## Maintenance", "", t["maintenance"], ""]
+    md += ["## Licence", "", info.license_note, ""]
+    return "\n".join(md)

@@ -1,0 +1,234 @@
+"""``emotions-data release``: a folder Hugging Face ``datasets`` loads as Parquet.
+
+Layout: ``data/<variant>/<split>.parquet``, ``README.md`` (dataset card, one ``configs`` entry
+per variant), ``croissant.json`` and, with media, ``media/<video_id>.mp4``. Ids-only by
+default: ids, URLs, platform, labels and the media's sha256, so the videos themselves are
+re-downloaded by whoever uses the release (``emotions-data hydrate``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emotions_data.release.card import ReleaseInfo, dataset_card, texts
+from emotions_data.release.croissant import croissant
+from emotions_data.release.facts import DatasetFacts, RootPaths, load_facts
+from emotions_data.schema.atomic import atomic_path, atomic_write_text, sha256_file
+from emotions_data.schema.errors import ManifestError
+from emotions_data.schema.manifests import SPLITS
+from emotions_data.schema.taxonomy import Taxonomy, load_taxonomy
+
+#: Columns of every data file, in order, with their Arrow types.
+RELEASE_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("platform", pa.string()),
+        ("source_url", pa.string()),
+        ("label", pa.string()),
+        ("split", pa.string()),
+        ("fold", pa.int32()),
+        ("sha256", pa.string()),
+        ("bytes", pa.int64()),
+        ("duration_s", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("method", pa.string()),
+        ("n_votes", pa.int32()),
+        ("support", pa.float64()),
+    ]
+)
+MEDIA_FIELDS = [pa.field("media_path", pa.string()), pa.field("media_sha256", pa.string())]
+
+
+@dataclass
+class ReleaseResult:
+    out: Path
+    files: dict[str, dict[str, str]]
+    rows: dict[str, int]
+    media_files: int
+
+
+def _rows(facts: DatasetFacts) -> pd.DataFrame:
+    """One row per labelled video with the release columns (split columns added per variant)."""
+    labels = facts.labels[["video_id", "label", "method", "n_votes", "support"]]
+    if facts.videos is None:
+        raise ManifestError(["release needs the videos manifest (URLs and sha256)"])
+    cols = [
+        "video_id",
+        "platform",
+        "source_url",
+        "sha256",
+        "bytes",
+        "duration_s",
+        "width",
+        "height",
+    ]
+    extra = [c for c in ("normalized_path", "media_path") if c in facts.videos.columns]
+    frame = labels.merge(facts.videos[cols + extra], on="video_id", how="left")
+    missing = frame.loc[frame["source_url"].isna(), "video_id"]
+    if len(missing):
+        raise ManifestError(
+            [
+                f"labelled video {missing.iloc[0]!r} is not in the videos manifest ({len(missing)} such)"
+            ]
+        )
+    return frame
+
+
+def _media(frame: pd.DataFrame, root: Path, out: Path) -> tuple[pd.DataFrame, int]:
+    """Copy each video's normalised clip (else its original) to ``out/media``; resumable."""
+    paths, digests = [], []
+    copied = 0
+    for row in frame.itertuples(index=False):
+        rel = None
+        for candidate in (
+            getattr(row, "normalized_path", None),
+            f"normalized/{row.video_id}.mp4",
+            getattr(row, "media_path", None),
+        ):
+            if isinstance(candidate, str) and (root / candidate).is_file():
+                rel = candidate
+                break
+        if rel is None:
+            raise ManifestError(
+                [f"video {row.video_id!r}: no media file under {root} (normalized/ or media_path)"]
+            )
+        src = root / rel
+        dst_rel = f"media/{row.video_id}{src.suffix or '.mp4'}"
+        dst = out / dst_rel
+        digest = sha256_file(src)
+        if (
+            not dst.exists()
+            or dst.stat().st_size != src.stat().st_size
+            or sha256_file(dst) != digest
+        ):
+            with atomic_path(dst, suffix=src.suffix) as tmp:
+                shutil.copyfile(src, tmp)
+            copied += 1
+        paths.append(dst_rel)
+        digests.append(digest)
+    return frame.assign(media_path=paths, media_sha256=digests), copied
+
+
+TAXONOMY_KEY = b"emotions_data.taxonomy"
+
+
+def _write_parquet(frame: pd.DataFrame, schema: pa.Schema, path: Path, taxonomy: Taxonomy) -> None:
+    # the taxonomy travels with the data, so hydrate can write manifests without the source root
+    schema = schema.with_metadata({TAXONOMY_KEY: json.dumps(taxonomy.to_dict()).encode()})
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp)
+
+
+def build_release(
+    root: str | Path,
+    out: str | Path,
+    *,
+    with_media: bool = False,
+    name: str | None = None,
+    license: str = "other",
+    homepage: str | None = None,
+    version: str = "1.0.0",
+    seed: int = 0,
+    n_boot: int = 500,
+    **paths: str | Path | None,
+) -> ReleaseResult:
+    """Write the release folder ``out`` from the manifests under ``root``."""
+    root = Path(root)
+    out = Path(out)
+    facts = load_facts(RootPaths.of(root, **paths))
+    info = ReleaseInfo(
+        name=name or root.resolve().name,
+        license=license,
+        homepage=homepage,
+        version=version,
+        with_media=with_media,
+    )
+    base = _rows(facts)
+    schema = RELEASE_SCHEMA
+    media_files = 0
+    if with_media:
+        base, media_files = _media(base, root, out)
+        schema = pa.schema([*RELEASE_SCHEMA, *MEDIA_FIELDS])
+    files: dict[str, dict[str, str]] = {}
+    rows: dict[str, int] = {}
+    digests: dict[str, str] = {}
+    for variant, split in facts.variants.items():
+        frame = split[["video_id", "split", "fold"]].merge(base, on="video_id", how="left")
+        lost = frame["source_url"].isna()
+        if lost.any():
+            raise ManifestError(
+                [
+                    f"variant {variant!r}: video {frame.loc[lost, 'video_id'].iloc[0]!r} has no "
+                    "label or videos row"
+                ]
+            )
+        files[variant] = {}
+        for name_ in SPLITS:
+            part = frame[frame["split"] == name_].sort_values("video_id")
+            if part.empty:
+                continue
+            rel = f"data/{variant}/{name_}.parquet"
+            _write_parquet(part, schema, out / rel, facts.taxonomy)
+            files[variant][name_] = rel
+            digests[rel] = sha256_file(out / rel)
+        rows[variant] = len(frame)
+    agreement = facts.agreement(n_boot=n_boot, seed=seed)
+    card = dataset_card(facts, info, agreement, files)
+    atomic_write_text(out / "README.md", card)
+    t = texts(facts, info, agreement)
+    doc = croissant(
+        info,
+        t,
+        files,
+        digests,
+        schema,
+        description=t["motivation"],
+        stages=facts.stages(),
+        date_range=facts.date_range(),
+    )
+    atomic_write_text(out / "croissant.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    return ReleaseResult(out=out, files=files, rows=rows, media_files=media_files)
+
+
+def read_release(release: str | Path) -> dict[str, pd.DataFrame]:
+    """``{variant: rows of all its splits}`` of a release folder (pyarrow only)."""
+    release = Path(release)
+    data = release / "data"
+    if not data.is_dir():
+        raise ManifestError([f"{release}: not a release folder (no data/ directory)"])
+    out: dict[str, pd.DataFrame] = {}
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()):
+        parts = [pq.read_table(f).to_pandas() for f in sorted(folder.glob("*.parquet"))]
+        if parts:
+            out[folder.name] = pd.concat(parts, ignore_index=True)
+    if not out:
+        raise ManifestError([f"{release}: no data/<variant>/<split>.parquet files"])
+    return out
+
+
+def release_taxonomy(release: str | Path) -> Taxonomy:
+    """The taxonomy stored in a release's data files (the default one if absent)."""
+    for file in sorted(Path(release).glob("data/*/*.parquet")):
+        meta = pq.read_schema(file).metadata or {}
+        if TAXONOMY_KEY in meta:
+            return Taxonomy.from_dict(json.loads(meta[TAXONOMY_KEY]), source=str(file))
+    return load_taxonomy()
+
+
+def release_summary(result: ReleaseResult) -> dict[str, Any]:
+    return {
+        "out": str(result.out),
+        "variants": result.rows,
+        "files": result.files,
+        "media_files": result.media_files,
+    }
