@@ -140,7 +140,8 @@ def train(
     click.echo(
         f"best epoch {result.best_epoch} (val {result.select_metric}): accuracy {val.get('accuracy', 0):.3f}, "
         f"UAR {val.get('uar', 0):.3f}, macro-F1 {val.get('macro_f1', 0):.3f}; skipped {skipped}; "
-        f"run folder {result.run_dir}"
+        f"run folder {result.run_dir}",
+        err=json_out == "-",  # keep stdout pure JSON
     )
     emit_json(
         {
@@ -213,7 +214,8 @@ def evaluate(
     click.echo(
         f"{split}: n {m['n']}, accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}, "
         f"macro-F1 {m['macro_f1']:.3f}, weighted-F1 {m['weighted_f1']:.3f}; "
-        f"skipped {len(m['skipped']) + len(m['missing'])}"
+        f"skipped {len(m['skipped']) + len(m['missing'])}",
+        err=json_out == "-",
     )
     emit_json(m, json_out)
 

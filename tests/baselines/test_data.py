@@ -1,0 +1,102 @@
+"""The cache dataset: TSN sampling, per-video augmentation, aligned audio, skipped caches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from emotions_data.baselines.avcpnet.config import DataConfig
+from emotions_data.baselines.avcpnet.data import (
+    CacheClipDataset,
+    SplitItems,
+    _audio_chunks,
+    _segment_indices,
+    collate,
+    load_split,
+    resolve_variant,
+)
+from emotions_data.schema import write_manifest
+from emotions_data.schema.cache import FRAMES_FILE
+from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.taxonomy import load_taxonomy
+from tests.baselines.synthetic import synthetic_dataset
+
+CFG = DataConfig(snippets=4, frames=4, size=32, audio_feature="logmel", audio_chunk=16, workers=0)
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    synthetic_dataset(root, per_class={"train": 2, "val": 1}, classes=3)
+    return root
+
+
+def test_segments_cover_the_cache_and_loop_pad() -> None:
+    assert _segment_indices(16, 4).tolist() == [2, 6, 10, 14]
+    assert _segment_indices(4, 4).tolist() == [0, 1, 2, 3]
+    assert _segment_indices(2, 4).tolist() == [0, 0, 1, 1]  # fewer segments than snippets
+
+
+def test_audio_chunks_follow_the_segments() -> None:
+    feature = np.repeat(np.arange(4, dtype=np.float32), 25)[None, :].repeat(8, axis=0)
+    chunks = _audio_chunks(feature, 4, [0, 1, 2, 3], 10)
+    means = chunks.mean(dim=(1, 2))
+    assert torch.all(means[1:] > means[:-1])  # chunk i is segment i's time span
+    assert torch.allclose(chunks[2], chunks[2][0, 0].expand_as(chunks[2]))  # no bleed
+    assert torch.count_nonzero(_audio_chunks(np.zeros((8, 100), np.float32), 4, [0, 1], 10)) == 0
+
+
+def test_sample_shapes_and_determinism(dataset_root: Path) -> None:
+    items = load_split(dataset_root / "variants", "train", dataset_root)
+    train = CacheClipDataset(items, dataset_root, CFG, train=True, seed=3)
+    sample = train[0]
+    assert sample is not None and "skipped" not in sample
+    assert sample["video"].dtype == torch.uint8
+    assert tuple(sample["video"].shape) == (4, 4, 32, 32, 3)
+    assert tuple(sample["audio"].shape) == (4, 64, 16)
+    again = train[0]
+    assert again is not None and torch.equal(
+        sample["video"], again["video"]
+    )  # (seed, epoch, index)
+    train.set_epoch(1)
+    other = train[0]
+    assert other is not None and not torch.equal(sample["video"], other["video"])
+    evaluation = CacheClipDataset(items, dataset_root, CFG, train=False)
+    a, b = evaluation[0], evaluation[0]
+    assert a is not None and b is not None and torch.equal(a["video"], b["video"])
+
+
+def test_missing_and_corrupt_caches_are_skipped_and_counted(tmp_path: Path) -> None:
+    root = tmp_path
+    synthetic_dataset(root, per_class={"train": 2, "val": 1}, classes=2)
+    import shutil
+
+    shutil.rmtree(root / "cache" / "train-0-0")
+    (root / "cache" / "train-1-1" / FRAMES_FILE).write_bytes(b"\x93NUMPY garbage")
+    items = load_split(root / "variants" / "full.parquet", "train", root)
+    assert items.missing == ["train-0-0"]
+    assert len(items.video_ids) == 3
+    dataset = CacheClipDataset(items, root, CFG, train=True)
+    batch = collate([dataset[i] for i in range(len(dataset))])
+    assert batch.skipped == ["train-1-1"]
+    assert len(batch) == 2 and batch.video.shape[0] == 2
+
+
+def test_variant_resolution_and_empty_split(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected one variant manifest"):
+        resolve_variant(tmp_path)
+    frame = pd.DataFrame({"video_id": ["a"], "label": ["fear"], "split": ["train"], "fold": [None]})
+    path = write_manifest(frame, tmp_path / "v.parquet", "split")
+    assert resolve_variant(tmp_path) == path
+    with pytest.raises(ManifestError, match="no rows in split 'val'"):
+        load_split(path, "val", tmp_path)
+
+
+def test_labels_follow_the_manifest_taxonomy(dataset_root: Path) -> None:
+    items: SplitItems = load_split(dataset_root / "variants", "val", dataset_root)
+    tax = load_taxonomy()
+    assert [tax.classes[i] for i in items.labels] == ["excitation", "fear", "neutral"]

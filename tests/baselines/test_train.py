@@ -1,0 +1,232 @@
+"""fit / evaluate / predict: exact resume, DDP parity, skipped caches, the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from emotions_data.baselines.avcpnet import load_config
+from emotions_data.baselines.avcpnet.checkpoint import load_checkpoint
+from emotions_data.baselines.avcpnet.trainer import fit
+from emotions_data.cli import main
+from emotions_data.schema.cache import MFCC_FILE
+from tests.baselines.synthetic import synthetic_dataset
+
+TINY = Path(__file__).parents[2] / "baselines" / "configs" / "tiny.yaml"
+# two epochs of three optimizer steps each (18 clips, micro-batch 4, accumulation 2)
+FAST = {"optim.epochs": 2, "optim.batch_size": 4, "optim.accumulation": 2}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("train")
+    manifest = synthetic_dataset(root, per_class={"train": 3, "val": 1, "test": 1}, classes=6)
+    return root, manifest
+
+
+@pytest.mark.slow
+def test_resume_continues_exactly(data: tuple[Path, Path], tmp_path: Path) -> None:
+    root, manifest = data
+    config = load_config(TINY, FAST)
+    straight = fit(manifest, root, config, tmp_path / "straight", device="cpu", seed=5)
+    first = fit(
+        manifest, root, config, tmp_path / "split", device="cpu", seed=5, stop_after_epochs=1
+    )
+    assert len(first.history) == 1
+    state = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert state["epoch"] == 1 and state["step"] == 3  # ceil(ceil(18 / 4) / 2)
+    assert {"model", "optimizer", "scheduler", "scaler", "rng", "config"} <= set(state)
+    resumed = fit(
+        manifest,
+        root,
+        load_config(TINY),
+        tmp_path / "split",
+        device="cpu",
+        resume=tmp_path / "split" / "last.pt",
+    )
+    assert len(resumed.history) == 2
+    for a, b in zip(straight.history, resumed.history, strict=True):
+        assert a["train"]["loss"] == pytest.approx(b["train"]["loss"], rel=1e-5, abs=1e-6)
+        assert a["train"]["lr"] == pytest.approx(b["train"]["lr"], rel=1e-9)
+        assert a["val"]["confusion_matrix"] == b["val"]["confusion_matrix"]
+    s1 = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
+    s2 = load_checkpoint(tmp_path / "split" / "last.pt")["model"]
+    for key in s1:
+        assert torch.allclose(s1[key].float(), s2[key].float(), atol=1e-5), key
+
+
+@pytest.mark.slow
+def test_corrupt_cache_is_counted_not_fatal(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    manifest = synthetic_dataset(root, per_class={"train": 2, "val": 1}, classes=6)
+    shutil.rmtree(root / "cache" / "val-2-0")
+    (root / "cache" / "train-3-1" / MFCC_FILE).write_bytes(b"broken")
+    result = fit(
+        manifest, root, load_config(TINY, {"optim.epochs": 1}), tmp_path / "run", device="cpu"
+    )
+    assert result.skipped["val_missing"] == ["val-2-0"]
+    assert result.skipped["train_corrupt"] == ["train-3-1"]
+    assert result.history[0]["train"]["samples"] == 11
+    doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert doc["skipped"]["corrupt_cache"] == ["train-3-1"]
+    assert doc["skipped"]["val_missing_cache"] == ["val-2-0"]
+
+
+@pytest.mark.slow
+@pytest.mark.ffmpeg
+def test_cli_train_evaluate_predict(data: tuple[Path, Path], tmp_path: Path) -> None:
+    from emotions_data.testing.media import make_class_clip
+
+    root, manifest = data
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(
+        main,
+        [
+            "--seed",
+            "2",
+            "baseline",
+            "train",
+            "--variant",
+            str(manifest),
+            "--root",
+            str(root),
+            "--config",
+            str(TINY),
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(run),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "random initialisation" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["best_epoch"] == 1 and summary["select_metric"] == "uar"
+    for name in (
+        "best.pt",
+        "last.pt",
+        "config.yaml",
+        "metrics.json",
+        "val_confusion.png",
+        "val_confusion.json",
+    ):
+        assert (run / name).is_file(), name
+    result = runner.invoke(
+        main,
+        [
+            "baseline",
+            "evaluate",
+            "--checkpoint",
+            str(run / "best.pt"),
+            "--variant",
+            str(manifest),
+            "--root",
+            str(root),
+            "--split",
+            "test",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("test: n 6, accuracy")
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 6
+    assert (run / "test_confusion.png").read_bytes()[:4] == b"\x89PNG"
+    clip = make_class_clip(tmp_path / "clip.mp4", 1, width=64, height=64, duration=1.0)
+    result = runner.invoke(
+        main, ["baseline", "predict", "--checkpoint", str(run / "best.pt"), str(clip), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows[0]["video"] == str(clip)
+    assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    result = runner.invoke(
+        main,
+        [
+            "baseline",
+            "evaluate",
+            "--checkpoint",
+            str(tmp_path / "none.pt"),
+            "--variant",
+            str(manifest),
+            "--root",
+            str(root),
+        ],
+    )
+    assert result.exit_code == 1 and "no such checkpoint" in result.output
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_match_single_process(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, manifest = data
+    script = Path(sys.executable).with_name("emotions-data")
+    args = [
+        "baseline",
+        "train",
+        "--variant",
+        str(manifest),
+        "--root",
+        str(root),
+        "--config",
+        str(TINY),
+        "--device",
+        "cpu",
+        "--set",
+        "optim.epochs=2",
+        "--set",
+        "optim.batch_size=4",
+        "--set",
+        "optim.accumulation=2",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run(
+        [str(script), *args, "--out", str(tmp_path / "single")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            *args,
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert load_checkpoint(tmp_path / "ddp" / "last.pt")["world_size"] == 2
+    for a, b in zip(one["epochs"], two["epochs"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+        assert a["val"]["accuracy"] == pytest.approx(b["val"]["accuracy"], abs=1 / 6 + 1e-9)
+        assert a["val"]["n"] == b["val"]["n"] == 6
