@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -95,8 +96,8 @@ def test_schedule_warms_up_then_decays_to_the_minimum() -> None:
     assert f[warm] == pytest.approx(1.0)
     assert f[warm + 45] == pytest.approx((1 + 0.01) / 2)
     assert f[total] == pytest.approx(0.01) and f[total + 4] == pytest.approx(0.01)
-    assert all(a <= b for a, b in zip(f[:warm], f[1 : warm + 1], strict=True))
-    assert all(a >= b for a, b in zip(f[warm:total], f[warm + 1 : total + 1], strict=True))
+    assert all(a <= b for a, b in itertools.pairwise(f[: warm + 1]))
+    assert all(a >= b for a, b in itertools.pairwise(f[warm:]))
     assert max(f) == pytest.approx(1.0)  # the released code's bug kept it at the minimum
 
 
