@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from emotions_data.ingest.download import DownloadResult, DownloadTask, download_one
+from emotions_data.ingest.download import DownloadResult, DownloadTask, download_one, guess_ids
 from emotions_data.ingest.executors import check_executor, run_tasks
 from emotions_data.ingest.profiles import FetchProfile, load_profile
 from emotions_data.schema.errors import ConfigError, ManifestError
@@ -201,6 +201,7 @@ def fetch(
     book = _ManifestBook(root / MANIFEST_NAME, params)
     tasks: list[DownloadTask] = []
     carried: dict[str, dict[str, Any]] = {}
+    platform_of: dict[str, str | None] = {}
     skipped = 0
     for rec in inputs.astype(object).where(inputs.notna(), None).to_dict("records"):
         url = str(rec.pop("url"))
@@ -233,12 +234,18 @@ def fetch(
                 )
             )
             continue
+        platform = hint
+        if platform is None and prof.platforms:
+            # per-platform settings need the platform before the download: ask yt-dlp's
+            # extractors which one takes this URL (about 16 ms a URL)
+            platform = guess_ids(url, None)[0]
+        platform_of[url] = platform
         tasks.append(
             DownloadTask(
                 url=url,
                 root=str(root),
                 platform_hint=hint,
-                profile=prof.for_platform(hint),
+                profile=prof.for_platform(platform),
                 allow_file_urls=allow_file_urls,
             )
         )
@@ -252,7 +259,7 @@ def fetch(
             tasks,
             workers=pool_size,
             executor=executor,
-            group_of=lambda t: t.platform_hint,
+            group_of=lambda t: platform_of.get(t.url),
             group_caps=caps,
         ):
             downloaded += res.status == "ok"
