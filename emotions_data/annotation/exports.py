@@ -1,0 +1,204 @@
+"""Label Studio JSON exports -> the long annotations frame, with every oddity counted.
+
+Shared by ``pull`` (a snapshot from the server) and ``import`` (a file exported elsewhere).
+Cancelled annotations, empty results, several choices and unknown labels are skipped and counted;
+``strict`` turns any of them into an error. A malformed export is a one-line ``ManifestError``
+naming the task.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pandas as pd
+
+from emotions_data.annotation.label_config import DATA_VIDEO, DATA_VIDEO_ID, FROM_NAME
+from emotions_data.schema.errors import ManifestError
+from emotions_data.schema.taxonomy import Taxonomy
+
+COLUMNS = [
+    "video_id",
+    "annotator_id",
+    "stage",
+    "label",
+    "created_at",
+    "lead_time_s",
+    "source",
+    "group_id",
+    "ls_project_id",
+    "ls_task_id",
+    "ls_annotation_id",
+]
+
+
+@dataclass
+class ParseReport:
+    tasks: int = 0
+    annotations: int = 0
+    kept: int = 0
+    cancelled: int = 0
+    empty: int = 0
+    several_choices: int = 0
+    unknown_label: int = 0
+    repeated: int = 0
+    outside_group: int = 0
+
+    @property
+    def problems(self) -> int:
+        return self.cancelled + self.empty + self.several_choices + self.unknown_label
+
+    def add(self, other: ParseReport) -> None:
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def video_id_from_data(data: dict[str, Any]) -> str | None:
+    """``video_id`` from the task data, else the file stem of the media path or URL."""
+    vid = data.get(DATA_VIDEO_ID)
+    if isinstance(vid, str | int) and str(vid):
+        return str(vid)
+    media = data.get(DATA_VIDEO) or next(
+        (v for v in data.values() if isinstance(v, str) and "/" in v), None
+    )
+    if not isinstance(media, str) or not media:
+        return None
+    parsed = urlparse(media)
+    path = parse_qs(parsed.query).get("d", [parsed.path])[0]
+    stem = PurePosixPath(unquote(path)).stem
+    return stem or None
+
+
+def _choices(result: Any, from_name: str) -> list[str]:
+    out: list[str] = []
+    if not isinstance(result, list):
+        return out
+    for region in result:
+        if not isinstance(region, dict) or region.get("type", "choices") != "choices":
+            continue
+        if region.get("from_name", from_name) != from_name:
+            continue
+        value = region.get("value") or {}
+        choices = value.get("choices") if isinstance(value, dict) else None
+        if isinstance(choices, list):
+            out.extend(str(c) for c in choices)
+    return out
+
+
+def _user_key(completed_by: Any) -> int | str | None:
+    if isinstance(completed_by, dict):
+        return completed_by.get("email") or completed_by.get("id")
+    if isinstance(completed_by, int | str):
+        return completed_by
+    return None
+
+
+def parse_export(
+    tasks: Any,
+    *,
+    stage: str,
+    taxonomy: Taxonomy,
+    annotator_of: Callable[[int | str | None], str],
+    source: str,
+    origin: str,
+    group_id: str | None = None,
+    project_id: int | None = None,
+    strict: bool = False,
+    from_name: str = FROM_NAME,
+) -> tuple[pd.DataFrame, ParseReport]:
+    """The judgements in ``tasks`` (a Label Studio JSON export) as annotation rows."""
+    if not isinstance(tasks, list):
+        raise ManifestError([f"{origin}: a Label Studio JSON export must be a list of tasks"])
+    report = ParseReport(tasks=len(tasks))
+    classes = set(taxonomy.classes)
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for n, task in enumerate(tasks):
+        where = f"{origin}: task #{n}"
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise ManifestError([f"{where}: expected an object with a 'data' object"])
+        task_id = task.get("id")
+        where = f"{origin}: task {task_id if task_id is not None else '#' + str(n)}"
+        vid = video_id_from_data(task["data"])
+        if vid is None:
+            raise ManifestError([f"{where}: no 'video_id' and no media path in its data"])
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise ManifestError([f"{where}: 'annotations' must be a list"])
+        for ann in annotations:
+            if not isinstance(ann, dict):
+                raise ManifestError([f"{where}: each annotation must be an object"])
+            report.annotations += 1
+            if ann.get("was_cancelled"):
+                report.cancelled += 1
+                problems.append(f"{where}: annotation {ann.get('id')} was cancelled (skipped)")
+                continue
+            choices = _choices(ann.get("result"), from_name)
+            if not choices:
+                report.empty += 1
+                problems.append(f"{where}: annotation {ann.get('id')} has no choice")
+                continue
+            if len(choices) > 1:
+                report.several_choices += 1
+                problems.append(f"{where}: annotation {ann.get('id')} has {len(choices)} choices")
+                continue
+            if choices[0] not in classes:
+                report.unknown_label += 1
+                problems.append(
+                    f"{where}: label {choices[0]!r} is not in taxonomy {taxonomy.name!r}; "
+                    f"allowed: {', '.join(taxonomy.classes)}"
+                )
+                continue
+            lead = ann.get("lead_time")
+            rows.append(
+                {
+                    "video_id": vid,
+                    "annotator_id": annotator_of(_user_key(ann.get("completed_by"))),
+                    "stage": stage,
+                    "label": choices[0],
+                    "created_at": ann.get("updated_at") or ann.get("created_at"),
+                    "lead_time_s": float(lead) if isinstance(lead, int | float) else None,
+                    "source": source,
+                    "group_id": group_id,
+                    "ls_project_id": project_id if project_id is not None else task.get("project"),
+                    "ls_task_id": task_id,
+                    "ls_annotation_id": ann.get("id"),
+                }
+            )
+    if strict and problems:
+        raise ManifestError(problems)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["created_at"] = pd.to_datetime(
+        frame["created_at"], utc=True, errors="coerce", format="ISO8601"
+    )
+    for col in ("ls_project_id", "ls_task_id", "ls_annotation_id"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
+    # One judgement per annotator and item within a stage: an edited annotation keeps its last version.
+    before = len(frame)
+    frame = frame.sort_values(
+        ["created_at", "ls_annotation_id"], kind="stable", na_position="first"
+    )
+    frame = frame.drop_duplicates(["video_id", "annotator_id", "stage"], keep="last")
+    report.repeated = before - len(frame)
+    report.kept = len(frame)
+    return frame.reset_index(drop=True), report
+
+
+def load_export_file(path: Path) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([f"{path}: cannot read ({exc})"]) from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ManifestError([f"{path}: not valid JSON ({exc})"]) from None

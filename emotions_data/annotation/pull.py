@@ -1,0 +1,220 @@
+"""``pull`` (a stage's projects from the server) and ``import`` (a Label Studio export file).
+
+Both map Label Studio users to roster annotator ids, replace the stage's rows of the annotations
+manifest and leave the rest. Judgements by people outside the project's group are counted and
+written apart (``<out>.outside.parquet``), never mixed into the stage's judgements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emotions_data.annotation.client import USER_DOMAIN, Client
+from emotions_data.annotation.exports import ParseReport, load_export_file, parse_export
+from emotions_data.annotation.protocol import Protocol
+from emotions_data.annotation.server import Server
+from emotions_data.annotation.state import State
+from emotions_data.annotation.store import (
+    read_annotations,
+    replace_stage,
+    write_annotations_if_changed,
+)
+from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.io import read_table_file
+from emotions_data.schema.taxonomy import Taxonomy
+
+
+@dataclass
+class PullResult:
+    stage: str
+    out: Path
+    rows: int
+    written: bool
+    report: ParseReport
+    outside: int = 0
+    outside_path: Path | None = None
+    projects: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "out": str(self.out),
+            "rows": self.rows,
+            "written": self.written,
+            "outside_group": self.outside,
+            "outside_path": str(self.outside_path) if self.outside_path else None,
+            "projects": self.projects,
+            **{f"count_{k}": v for k, v in self.report.to_dict().items()},
+        }
+
+
+def outside_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".outside.parquet")
+
+
+def _annotator_mapper(users: dict[int, str]) -> Any:
+    def annotator_of(key: int | str | None) -> str:
+        if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+            return users.get(int(key), f"ls-user-{key}")
+        if isinstance(key, str):
+            # An export with e-mails: our own accounts carry the annotator id before the '@'.
+            local, _, domain = key.partition("@")
+            return local if domain == USER_DOMAIN else key
+        return "ls-user-unknown"
+
+    return annotator_of
+
+
+def _write(
+    new: pd.DataFrame,
+    out: Path,
+    stage: str,
+    taxonomy: Taxonomy,
+    params: dict[str, Any],
+) -> tuple[int, bool]:
+    merged = replace_stage(read_annotations(out, taxonomy), new, stage)
+    written = write_annotations_if_changed(merged, out, taxonomy=taxonomy, params=params)
+    return int((merged["stage"] == stage).sum()), written
+
+
+def pull_stage(
+    root: Path,
+    server: Server,
+    protocol: Protocol,
+    stage_name: str,
+    out: Path,
+    *,
+    groups: pd.DataFrame | None = None,
+    strict: bool = False,
+) -> PullResult:
+    stage = protocol.stage(stage_name)
+    state = State.load(root)
+    projects = state.stage_projects(stage.name)
+    if not projects:
+        raise ConfigError(f"stage {stage.name!r} has no Label Studio project yet; push it first")
+    if state.server_url and state.server_url != server.url.rstrip("/"):
+        raise ConfigError(
+            f"stage {stage.name!r} was pushed to {state.server_url}, not {server.url}"
+        )
+    client = Client(server)
+    mapper = _annotator_mapper(state.user_names())
+    members: dict[str, set[str]] | None = None
+    if groups is not None:
+        members = {
+            str(g): set(rows["annotator_id"].astype(str)) for g, rows in groups.groupby("group_id")
+        }
+    report = ParseReport()
+    inside, outside = [], []
+    for group, pid in sorted(projects.items()):
+        tasks = client.export_tasks(pid)
+        frame, rep = parse_export(
+            tasks,
+            stage=stage.name,
+            taxonomy=protocol.taxonomy,
+            annotator_of=mapper,
+            source="label-studio",
+            origin=f"project {pid} ({stage.name}/{group})",
+            group_id=group,
+            project_id=pid,
+            strict=strict,
+        )
+        report.add(rep)
+        if members is not None:
+            ok = frame["annotator_id"].isin(members.get(group, set()))
+        else:
+            ok = ~frame["annotator_id"].str.startswith("ls-user-")
+        inside.append(frame[ok])
+        outside.append(frame[~ok])
+    new = pd.concat(inside, ignore_index=True)
+    apart = pd.concat(outside, ignore_index=True)
+    report.outside_group = len(apart)
+    if strict and len(apart):
+        first = apart.iloc[0]
+        raise ManifestError(
+            [
+                f"stage {stage.name}: video {first['video_id']!r} judged by {first['annotator_id']!r}, "
+                f"who is not in group {first['group_id']!r} ({len(apart)} such judgement(s))"
+            ]
+        )
+    params = {"stage": stage.name, "protocol": protocol.name, "server": server.url}
+    rows, written = _write(new, out, stage.name, protocol.taxonomy, params)
+    apart_path = None
+    if len(apart):
+        apart_path = outside_path(out)
+        _write(apart, apart_path, stage.name, protocol.taxonomy, params)
+    return PullResult(
+        stage=stage.name,
+        out=out,
+        rows=rows,
+        written=written,
+        report=report,
+        outside=len(apart),
+        outside_path=apart_path,
+        projects=projects,
+    )
+
+
+def read_user_map(path: Path) -> dict[int | str, str]:
+    """``users.csv``: annotator_id plus ls_user_id and/or email columns."""
+    table = read_table_file(path)
+    if "annotator_id" not in table.columns or not ({"ls_user_id", "email"} & set(table.columns)):
+        raise ManifestError(
+            [f"{path}: a user map needs 'annotator_id' and 'ls_user_id' or 'email' columns"]
+        )
+    out: dict[int | str, str] = {}
+    for _, row in table.iterrows():
+        aid = str(row["annotator_id"])
+        if "ls_user_id" in table.columns and str(row["ls_user_id"]).strip():
+            try:
+                out[int(str(row["ls_user_id"]).strip())] = aid
+            except ValueError:
+                raise ManifestError(
+                    [f"{path}: ls_user_id {row['ls_user_id']!r} of {aid!r} is not an integer"]
+                ) from None
+        if "email" in table.columns and str(row["email"]).strip():
+            out[str(row["email"]).strip()] = aid
+    return out
+
+
+def import_export(
+    export_file: Path,
+    stage: str,
+    out: Path,
+    taxonomy: Taxonomy,
+    *,
+    users: Path | None = None,
+    group_id: str | None = None,
+    strict: bool = False,
+) -> PullResult:
+    """Judgements from a Label Studio JSON export made elsewhere, as the ``stage``'s rows."""
+    tasks = load_export_file(export_file)
+    mapping = read_user_map(users) if users else {}
+
+    def annotator_of(key: int | str | None) -> str:
+        if key is None:
+            return "ls-user-unknown"
+        if isinstance(key, str) and key.isdigit():
+            key = int(key)
+        if key in mapping:
+            return mapping[key]
+        if mapping:
+            raise ManifestError([f"{export_file}: Label Studio user {key!r} is not in {users}"])
+        return f"ls-user-{key}" if isinstance(key, int) else str(key)
+
+    frame, report = parse_export(
+        tasks,
+        stage=stage,
+        taxonomy=taxonomy,
+        annotator_of=annotator_of,
+        source="import",
+        origin=str(export_file),
+        group_id=group_id,
+        strict=strict,
+    )
+    params = {"stage": stage, "import": str(export_file)}
+    rows, written = _write(frame, out, stage, taxonomy, params)
+    return PullResult(stage=stage, out=out, rows=rows, written=written, report=report)

@@ -1,0 +1,236 @@
+"""``push``: one Label Studio project per (stage, group), holding the tasks that group must do.
+
+Which videos a group gets is decided once per stage and kept in the state file: the first stage
+shards all videos across the groups (stratified by platform, seeded); later stages take the
+assignment ``escalate`` wrote. Re-running a push (after a crash, or just twice) reuses projects
+found by title and imports only videos that have no task yet, read back from the project itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotions_data.annotation.client import Client
+from emotions_data.annotation.exports import video_id_from_data
+from emotions_data.annotation.label_config import DATA_VIDEO, DATA_VIDEO_ID, label_config
+from emotions_data.annotation.protocol import EXPERT_GROUP, Protocol, Stage
+from emotions_data.annotation.server import Server
+from emotions_data.annotation.state import State, project_key
+from emotions_data.schema.errors import ConfigError, ManifestError
+
+IMPORT_BATCH = 5000
+
+
+@dataclass
+class PushResult:
+    stage: str
+    projects: dict[str, int] = field(default_factory=dict)
+    created: dict[str, int] = field(default_factory=dict)
+    existing: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "projects": self.projects,
+            "tasks_created": self.created,
+            "tasks_existing": self.existing,
+            "warnings": self.warnings,
+        }
+
+
+def crowd_groups(groups: pd.DataFrame) -> list[str]:
+    names = groups.loc[groups["group_id"] != EXPERT_GROUP, "group_id"].astype(str)
+    return sorted(names.unique().tolist())
+
+
+def active_members(groups: pd.DataFrame, group: str) -> list[str]:
+    rows = groups[(groups["group_id"].astype(str) == group) & groups["active"].astype(bool)]
+    return sorted(rows["annotator_id"].astype(str).tolist())
+
+
+def shard_videos(videos: pd.DataFrame, group_names: list[str], seed: int) -> dict[str, list[str]]:
+    """Deal videos to groups round-robin within each platform, in a seeded order."""
+    if not group_names:
+        raise ConfigError("the groups manifest has no annotator group")
+    rng = np.random.default_rng(seed)
+    frame = videos[["video_id"]].copy()
+    frame["platform"] = videos["platform"].astype(str) if "platform" in videos else ""
+    frame = frame.sort_values(["platform", "video_id"], kind="stable")
+    frame["key"] = rng.random(len(frame))
+    frame = frame.sort_values(["platform", "key"], kind="stable")
+    # One counter across platforms keeps group sizes within one of each other.
+    frame["group"] = [group_names[i % len(group_names)] for i in range(len(frame))]
+    return {g: sorted(frame.loc[frame["group"] == g, "video_id"].astype(str)) for g in group_names}
+
+
+def usable_videos(videos: pd.DataFrame) -> pd.DataFrame:
+    if "status" in videos.columns:
+        videos = videos[videos["status"].astype(str) == "ok"]
+    return videos.reset_index(drop=True)
+
+
+def task_data(video: pd.Series, server: Server, root: Path) -> dict[str, Any]:
+    """The task: ``video_id`` always; the media URL served by the Local Storage, else the source."""
+    data: dict[str, Any] = {DATA_VIDEO_ID: str(video["video_id"])}
+    media = video.get("normalized_path") or video.get("media_path")
+    if server.media_root is not None and isinstance(media, str) and media:
+        path = (Path(root) / media).resolve()
+        try:
+            rel = path.relative_to(server.media_root)
+        except ValueError:
+            rel = None
+        if rel is not None:
+            data[DATA_VIDEO] = f"/data/local-files/?d={rel.as_posix()}"
+            return data
+    data[DATA_VIDEO] = str(video.get("source_url") or "")
+    return data
+
+
+def media_folders(videos: pd.DataFrame, server: Server, root: Path) -> list[Path]:
+    """Top-level folders (under the served root) holding the videos' media files.
+
+    Label Studio serves a local file only through a Local Storage connection whose folder
+    contains it, and refuses a connection on the served root itself, so one per sub-folder.
+    """
+    if server.media_root is None:
+        return []
+    folders: set[Path] = set()
+    for col in ("normalized_path", "media_path"):
+        if col not in videos.columns:
+            continue
+        for media in videos[col].dropna().astype(str):
+            try:
+                rel = (Path(root) / media).resolve().relative_to(server.media_root)
+            except ValueError:
+                continue
+            if len(rel.parts) > 1:
+                folders.add(server.media_root / rel.parts[0])
+    return sorted(f for f in folders if f.is_dir())
+
+
+def project_title(state: State, stage: str, group: str) -> str:
+    return f"[{state.tag}] {stage} / group {group}"
+
+
+def ensure_project(
+    client: Client, state: State, protocol: Protocol, stage: Stage, group: str, overlap: int
+) -> int:
+    key = project_key(stage.name, group)
+    if key in state.projects:
+        return state.projects[key]
+    title = project_title(state, stage.name, group)
+    found = client.find_project(title)
+    if found is None:
+        description = (
+            f"emotions-data protocol {protocol.name!r}, stage {stage.name!r}, group {group}; "
+            f"{overlap} judgement(s) per video. Managed by `emotions-data annotate`."
+        )
+        found = client.create_project(title, label_config(protocol.taxonomy), overlap, description)
+    state.projects[key] = found
+    state.save()
+    return found
+
+
+def existing_tasks(client: Client, project_id: int) -> dict[str, int]:
+    """video_id -> task id of the tasks already in the project (read back from the server)."""
+    out: dict[str, int] = {}
+    for task in client.export_tasks(project_id):
+        if isinstance(task, dict) and isinstance(task.get("data"), dict):
+            vid = video_id_from_data(task["data"])
+            if vid is not None and task.get("id") is not None:
+                out.setdefault(vid, int(task["id"]))
+    return out
+
+
+def stage_assignment(
+    state: State, stage: Stage, videos: pd.DataFrame, groups: pd.DataFrame, seed: int
+) -> dict[str, list[str]]:
+    if stage.name in state.assignments:
+        return state.assignments[stage.name]
+    if stage.source != "all":
+        raise ConfigError(
+            f"stage {stage.name!r} takes its items from {', '.join(stage.from_stages)}; "
+            f"run `emotions-data annotate escalate --to {stage.name}` first"
+        )
+    if stage.kind == "expert":
+        assignment = {EXPERT_GROUP: sorted(videos["video_id"].astype(str))}
+    else:
+        assignment = shard_videos(videos, crowd_groups(groups), seed)
+    state.assignments[stage.name] = assignment
+    state.save()
+    return assignment
+
+
+def push_stage(
+    root: Path,
+    server: Server,
+    protocol: Protocol,
+    stage_name: str,
+    videos: pd.DataFrame,
+    groups: pd.DataFrame,
+    *,
+    seed: int = 0,
+) -> PushResult:
+    stage = protocol.stage(stage_name)
+    if not stage.labels_items:
+        raise ConfigError(f"stage {stage.name!r} is an {stage.kind} stage; nothing to push")
+    if "video_id" not in videos.columns:
+        raise ManifestError(["videos: missing column 'video_id'"])
+    videos = usable_videos(videos)
+    state = State.load(root)
+    state.bind_server(server.url)
+    assignment = stage_assignment(state, stage, videos, groups, seed)
+    by_id = videos.set_index(videos["video_id"].astype(str), drop=False)
+    client = Client(server)
+    result = PushResult(stage=stage.name)
+    for group, vids in sorted(assignment.items()):
+        if not vids:
+            continue
+        members = active_members(groups, group)
+        if not members:
+            raise ConfigError(f"group {group!r} has no active annotator for stage {stage.name!r}")
+        overlap = min(stage.judgements, len(members))
+        if overlap < stage.judgements:
+            result.warnings.append(
+                f"group {group}: {len(members)} active annotator(s), fewer than the "
+                f"{stage.judgements} judgements per video the protocol asks"
+            )
+        # Users first: a new group member must exist before anyone pulls this stage.
+        state.users.update(client.ensure_users(members, state.users))
+        state.save()
+        pid = ensure_project(client, state, protocol, stage, group, overlap)
+        result.projects[group] = pid
+        for folder in media_folders(by_id.loc[[v for v in vids if v in by_id.index]], server, root):
+            client.ensure_local_storage(pid, str(folder))
+        key = project_key(stage.name, group)
+        known = state.tasks.setdefault(key, {})
+        if not set(vids) <= set(known):
+            # The state may lag the server (a crash after an import): ask the project itself.
+            known.update(existing_tasks(client, pid))
+            state.save()
+        missing = [v for v in vids if v not in known]
+        unknown = [v for v in missing if v not in by_id.index]
+        if unknown:
+            raise ManifestError(
+                [
+                    f"videos manifest has no usable row for video {unknown[0]!r} assigned to group {group}"
+                ]
+            )
+        for start in range(0, len(missing), IMPORT_BATCH):
+            batch = missing[start : start + IMPORT_BATCH]
+            ids = client.import_tasks(pid, [task_data(by_id.loc[v], server, root) for v in batch])
+            if len(ids) != len(batch):
+                # Cannot map ids to videos by position: re-read the project instead.
+                known.update(existing_tasks(client, pid))
+            else:
+                known.update(zip(batch, ids, strict=True))
+            state.save()
+        result.created[group] = len(missing)
+        result.existing[group] = len(vids) - len(missing)
+    return result

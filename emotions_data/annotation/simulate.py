@@ -1,0 +1,214 @@
+"""A simulated crowd that labels through the real Label Studio API, as distinct users.
+
+Each annotator has a confusion matrix (rows: true class, columns: given label) from the roster's
+``sim_profile`` and ``sim_accuracy`` columns: ``good`` (the accuracy on the diagonal, the rest
+spread evenly), ``careless`` (near-uniform answers), ``adversarial`` (systematically answers the
+next class of the taxonomy), ``expert`` (good with a high default accuracy). Annotations are
+created with ``completed_by`` so Label Studio records who labelled what, exactly as for people.
+Re-running labels only what is still missing.
+"""
+
+from __future__ import annotations
+
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from emotions_data.annotation.client import Client
+from emotions_data.annotation.exports import video_id_from_data
+from emotions_data.annotation.label_config import FROM_NAME, TO_NAME
+from emotions_data.annotation.protocol import Protocol
+from emotions_data.annotation.push import active_members
+from emotions_data.annotation.server import Server
+from emotions_data.annotation.state import State, project_key
+from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.taxonomy import Taxonomy
+
+PROFILES = ("good", "careless", "adversarial", "expert")
+DEFAULT_ACCURACY = {"good": 0.85, "careless": 0.25, "adversarial": 0.15, "expert": 0.98}
+
+
+def confusion_matrix(profile: str, accuracy: float, k: int) -> npt.NDArray[np.float64]:
+    """Row-stochastic k x k matrix: P(given label = column | true class = row)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"sim_profile {profile!r} is not allowed; allowed: {', '.join(PROFILES)}")
+    if not 0.0 <= accuracy <= 1.0:
+        raise ConfigError(f"sim_accuracy must lie in [0, 1], got {accuracy}")
+    if k == 1:
+        return np.ones((1, 1), dtype=np.float64)
+    if profile == "adversarial":
+        # Right with ``accuracy``; otherwise mostly the next class: a systematic confusion.
+        m = np.full((k, k), (1.0 - accuracy) * 0.1 / max(k - 2, 1))
+        np.fill_diagonal(m, accuracy)
+        for i in range(k):
+            m[i, (i + 1) % k] = 0.0
+            m[i, (i + 1) % k] = 1.0 - m[i].sum()
+        return np.asarray(m / m.sum(axis=1, keepdims=True), dtype=np.float64)
+    m = np.full((k, k), (1.0 - accuracy) / (k - 1))
+    np.fill_diagonal(m, accuracy)
+    return m
+
+
+def crowd_confusions(
+    roster: pd.DataFrame, taxonomy: Taxonomy
+) -> dict[str, npt.NDArray[np.float64]]:
+    k = len(taxonomy.classes)
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    for _, row in roster.iterrows():
+        profile = str(row.get("sim_profile") or "good").strip() or "good"
+        raw = row.get("sim_accuracy")
+        acc = DEFAULT_ACCURACY.get(profile, 0.85)
+        if raw is not None and str(raw).strip() not in ("", "nan", "<NA>", "None"):
+            acc = float(raw)
+        out[str(row["annotator_id"])] = confusion_matrix(profile, acc, k)
+    return out
+
+
+def simulated_roster(
+    groups: int = 3,
+    per_group: int = 5,
+    *,
+    careless: int = 1,
+    adversarial: int = 1,
+    experts: int = 1,
+    accuracy_range: tuple[float, float] = (0.8, 0.95),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A roster with profile columns and simulation columns, careless/adversarial among members."""
+    rng = np.random.default_rng(seed)
+    n = groups * per_group
+    ids = [f"ann{i + 1:03d}" for i in range(n)]
+    profile = ["good"] * n
+    bad = rng.permutation(np.arange(groups, n))  # the first ``groups`` are leaders, kept good
+    for i in bad[:careless]:
+        profile[i] = "careless"
+    for i in bad[careless : careless + adversarial]:
+        profile[i] = "adversarial"
+    roster = pd.DataFrame(
+        {
+            "annotator_id": ids,
+            "experience_years": rng.uniform(0, 10, n).round(1),
+            "msceit_score": rng.normal(100, 15, n).round(0),
+            "education": rng.choice(["bachelor", "master", "phd"], n),
+            "culture": rng.choice(["east", "west"], n),
+            "leader": [i < groups for i in range(n)],
+            "expert": False,
+            "sim_profile": profile,
+            "sim_accuracy": [
+                float(rng.uniform(*accuracy_range)) if p == "good" else DEFAULT_ACCURACY[p]
+                for p in profile
+            ],
+        }
+    )
+    expert_rows = pd.DataFrame(
+        {
+            "annotator_id": [f"expert{i + 1:02d}" for i in range(experts)],
+            "experience_years": 15.0,
+            "msceit_score": 120.0,
+            "education": "phd",
+            "culture": "east",
+            "leader": False,
+            "expert": True,
+            "sim_profile": "expert",
+            "sim_accuracy": DEFAULT_ACCURACY["expert"],
+        }
+    )
+    return pd.concat([roster, expert_rows], ignore_index=True)
+
+
+@dataclass
+class SimulateResult:
+    stage: str
+    created: int = 0
+    already: int = 0
+    per_annotator: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "annotations_created": self.created,
+            "already_there": self.already,
+            "per_annotator": self.per_annotator,
+        }
+
+
+def _item_rng(seed: int, stage: str, video_id: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(f"{stage}/{video_id}".encode())])
+
+
+def simulate_stage(
+    root: Path,
+    server: Server,
+    protocol: Protocol,
+    stage_name: str,
+    groups: pd.DataFrame,
+    truth: pd.Series,
+    confusions: dict[str, npt.NDArray[np.float64]],
+    *,
+    seed: int = 0,
+    workers: int = 4,
+) -> SimulateResult:
+    """Label the stage's tasks with the simulated crowd until each has its judgements."""
+    stage = protocol.stage(stage_name)
+    state = State.load(root)
+    projects = state.stage_projects(stage.name)
+    if not projects:
+        raise ConfigError(f"stage {stage.name!r} has no Label Studio project yet; push it first")
+    classes = protocol.taxonomy.classes
+    truth = truth.astype(str)
+    client = Client(server)
+    names = state.user_names()
+    result = SimulateResult(stage=stage.name)
+    planned: list[tuple[int, str, int, float]] = []
+    for group, pid in sorted(projects.items()):
+        members = active_members(groups, group)
+        missing = [m for m in members if m not in confusions]
+        if missing:
+            raise ConfigError(f"annotator {missing[0]!r} has no simulation profile in the roster")
+        need = min(stage.judgements, len(members))
+        tasks = state.tasks.get(project_key(stage.name, group), {})
+        # Who already labelled what, from the server: a re-run completes, never duplicates.
+        done: dict[str, set[str]] = {}
+        for task in client.export_tasks(pid):
+            vid = video_id_from_data(task.get("data") or {})
+            for ann in task.get("annotations") or []:
+                if not ann.get("was_cancelled") and vid is not None:
+                    user = ann.get("completed_by")
+                    done.setdefault(vid, set()).add(
+                        names.get(int(user), str(user)) if isinstance(user, int) else str(user)
+                    )
+        for vid, task_id in sorted(tasks.items()):
+            if vid not in truth.index:
+                raise ManifestError([f"truth has no label for video {vid!r}"])
+            true_idx = classes.index(truth[vid])
+            have = done.get(vid, set())
+            result.already += len(have & set(members))
+            todo = need - len(have & set(members))
+            if todo <= 0:
+                continue
+            rng = _item_rng(seed, stage.name, vid)
+            candidates = [m for m in members if m not in have]
+            picked = rng.permutation(len(candidates))[:todo]
+            for idx in sorted(picked.tolist()):
+                annotator = candidates[idx]
+                row = confusions[annotator][true_idx]
+                label = classes[int(rng.choice(len(classes), p=row))]
+                lead = float(rng.lognormal(np.log(12.0), 0.5))
+                planned.append((task_id, label, state.users[annotator], round(lead, 2)))
+                result.per_annotator[annotator] = result.per_annotator.get(annotator, 0) + 1
+    # Labels are drawn above, in a fixed order; only the HTTP calls overlap.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(client.annotate, t, lab, u, lead, FROM_NAME, TO_NAME)
+            for t, lab, u, lead in planned
+        ]
+        for future in futures:
+            future.result()
+            result.created += 1
+    return result

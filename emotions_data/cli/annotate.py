@@ -1,0 +1,580 @@
+"""``emotions-data annotate``: the Label Studio server and the multi-stage annotation protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from emotions_data.cli.common import Settings, emit_json, pass_settings
+
+ROOT = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Dataset root (holds labelstudio/ and annotation/state.json).",
+)
+LS_URL = click.option(
+    "--ls-url",
+    help="Use an existing Label Studio (token from LABEL_STUDIO_API_KEY) instead of the embedded one.",
+)
+PROTOCOL = click.option(
+    "--protocol",
+    default="emotions",
+    show_default=True,
+    help="Protocol name (annotation/protocols/) or YAML path.",
+)
+JSON = click.option(
+    "--json", "json_out", help="Write the result as JSON to this file ('-': stdout)."
+)
+
+
+def _server(root: Path, ls_url: str | None) -> Any:
+    from emotions_data.annotation.server import connect
+
+    return connect(root, ls_url)
+
+
+def _groups(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from emotions_data.annotation.store import read_groups
+
+    return read_groups(path)
+
+
+@click.group()
+def annotate() -> None:
+    """Crowd annotation on Label Studio: server, allocate, push, pull, evaluate, escalate, finalize.
+
+    \b
+    Example:
+      emotions-data annotate server start --root data
+      emotions-data annotate allocate roster.csv --groups 3 --out data/annotation/groups.parquet
+    """
+
+
+@annotate.group()
+def server() -> None:
+    """The embedded Label Studio (SQLite under ROOT/labelstudio, token in a 0600 file).
+
+    \b
+    Example:
+      emotions-data annotate server start --root data
+    """
+
+
+@server.command("start")
+@ROOT
+@click.option("--port", type=int, help="Port to bind on 127.0.0.1 (default: a free one).")
+def server_start(root: Path, port: int | None) -> None:
+    """Start Label Studio for ROOT from the migrated template (a few seconds).
+
+    \b
+    Example:
+      emotions-data annotate server start --root data
+    """
+    from emotions_data.annotation.server import TOKEN_FILE, server_dir, start_server
+
+    srv = start_server(root, port=port)
+    click.echo(
+        f"Label Studio running at {srv.url} (pid {srv.pid}); token in {server_dir(root) / TOKEN_FILE}"
+    )
+
+
+@server.command("stop")
+@ROOT
+def server_stop(root: Path) -> None:
+    """Stop the embedded Label Studio of ROOT.
+
+    \b
+    Example:
+      emotions-data annotate server stop --root data
+    """
+    from emotions_data.annotation.server import stop_server
+
+    click.echo("stopped" if stop_server(root) else "not running")
+
+
+@server.command("status")
+@ROOT
+def server_status_cmd(root: Path) -> None:
+    """Say whether the embedded Label Studio of ROOT answers, and where (exit 1 if not).
+
+    \b
+    Example:
+      emotions-data annotate server status --root data
+    """
+    from emotions_data.annotation.server import server_status
+
+    srv = server_status(root)
+    if srv is None:
+        click.echo("not running")
+        raise SystemExit(1)
+    click.echo(f"running at {srv.url} (pid {srv.pid})")
+
+
+@annotate.command()
+@click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--groups", "k", type=int, default=3, show_default=True, help="How many groups.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@JSON
+@pass_settings
+def allocate(settings: Settings, roster: Path, k: int, out: Path, json_out: str | None) -> None:
+    """Balanced annotator groups from ROSTER (CSV/Parquet), one leader each, seeded.
+
+    ROSTER columns: annotator_id, experience_years, msceit_score, education, culture, leader
+    (bool) and optionally expert (bool, forms the expert group) and any others (kept).
+
+    \b
+    Example:
+      emotions-data --seed 1 annotate allocate roster.csv --groups 3 --out data/annotation/groups.parquet
+    """
+    from emotions_data.annotation.allocate import allocate_groups, allocation_summary
+    from emotions_data.annotation.store import write_groups
+    from emotions_data.schema.io import read_table_file
+
+    allocation = allocate_groups(read_table_file(roster), k, seed=settings.seed)
+    write_groups(
+        allocation.groups, out, params={"groups": k, "seed": settings.seed, "roster": str(roster)}
+    )
+    summary = allocation_summary(allocation)
+    sizes = ", ".join(f"{g}: {n}" for g, n in summary["groups"].items())
+    click.echo(f"{out}: groups {sizes}; imbalance {summary['imbalance']}")
+    emit_json(summary, json_out)
+
+
+@annotate.command()
+@click.option("--stage", required=True, help="Protocol stage to push.")
+@click.option("--videos", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--groups", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@PROTOCOL
+@ROOT
+@LS_URL
+@JSON
+@pass_settings
+def push(
+    settings: Settings,
+    stage: str,
+    videos: Path,
+    groups: Path,
+    protocol: str,
+    root: Path,
+    ls_url: str | None,
+    json_out: str | None,
+) -> None:
+    """Create or reuse the stage's projects (one per group) and import the tasks each group must do.
+
+    Re-running after a crash creates no duplicate projects or tasks.
+
+    \b
+    Example:
+      emotions-data annotate push --stage primary --videos data/videos.parquet --groups data/annotation/groups.parquet --root data
+    """
+    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.annotation.push import push_stage
+    from emotions_data.schema.io import read_manifest
+
+    result = push_stage(
+        root,
+        _server(root, ls_url),
+        load_protocol(protocol),
+        stage,
+        read_manifest(videos, "videos").df,
+        _groups(groups),
+        seed=settings.seed,
+    )
+    for group, pid in result.projects.items():
+        click.echo(
+            f"{stage}/{group}: project {pid}, {result.created[group]} task(s) created, "
+            f"{result.existing[group]} already there"
+        )
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    emit_json(result.to_dict(), json_out)
+
+
+@annotate.command()
+@click.option("--stage", required=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Annotations manifest (created or updated).",
+)
+@click.option(
+    "--groups",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Groups manifest: judgements by non-members are kept apart.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Cancelled, empty, multi-choice or unknown-label annotations are an error.",
+)
+@PROTOCOL
+@ROOT
+@LS_URL
+@JSON
+def pull(
+    stage: str,
+    out: Path,
+    groups: Path | None,
+    strict: bool,
+    protocol: str,
+    root: Path,
+    ls_url: str | None,
+    json_out: str | None,
+) -> None:
+    """Export the stage's projects and write its judgements into the annotations manifest.
+
+    Pulling twice gives the same file.
+
+    \b
+    Example:
+      emotions-data annotate pull --stage primary --out data/annotation/annotations.parquet --root data
+    """
+    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.annotation.pull import pull_stage
+
+    result = pull_stage(
+        root,
+        _server(root, ls_url),
+        load_protocol(protocol),
+        stage,
+        out,
+        groups=_groups(groups),
+        strict=strict,
+    )
+    _report_pull(result)
+    emit_json(result.to_dict(), json_out)
+
+
+def _report_pull(result: Any) -> None:
+    rep = result.report
+    state = "written" if result.written else "unchanged"
+    click.echo(f"{result.out}: {result.rows} judgement(s) of stage {result.stage} ({state})")
+    skipped = {
+        "cancelled": rep.cancelled,
+        "empty": rep.empty,
+        "several choices": rep.several_choices,
+        "unknown label": rep.unknown_label,
+        "repeated": rep.repeated,
+    }
+    if any(skipped.values()):
+        click.echo("skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items() if v), err=True)
+    if result.outside:
+        click.echo(
+            f"{result.outside} judgement(s) by people outside the group kept apart in {result.outside_path}",
+            err=True,
+        )
+
+
+@annotate.command("import")
+@click.argument("export", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--stage", required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--users",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV: annotator_id + ls_user_id and/or email.",
+)
+@click.option("--group", "group_id", help="Group whose project the export comes from.")
+@click.option("--taxonomy", default=None, help="Taxonomy name or YAML (default: emotions6).")
+@click.option("--strict", is_flag=True, help="Any skipped annotation is an error.")
+@JSON
+def import_cmd(
+    export: Path,
+    stage: str,
+    out: Path,
+    users: Path | None,
+    group_id: str | None,
+    taxonomy: str | None,
+    strict: bool,
+    json_out: str | None,
+) -> None:
+    """Judgements from a Label Studio JSON export made elsewhere, into the annotations manifest.
+
+    \b
+    Example:
+      emotions-data annotate import project-3.json --stage primary --users users.csv --out data/annotation/annotations.parquet
+    """
+    from emotions_data.annotation.pull import import_export
+    from emotions_data.schema.taxonomy import load_taxonomy
+
+    result = import_export(
+        export, stage, out, load_taxonomy(taxonomy), users=users, group_id=group_id, strict=strict
+    )
+    _report_pull(result)
+    emit_json(result.to_dict(), json_out)
+
+
+@annotate.command()
+@click.option("--stage", required=True, help="An evaluate stage of the protocol.")
+@click.option("--annotations", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--groups", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Updated groups manifest (default: overwrite --groups).",
+)
+@PROTOCOL
+@JSON
+def evaluate(
+    stage: str,
+    annotations: Path,
+    groups: Path,
+    out: Path | None,
+    protocol: str,
+    json_out: str | None,
+) -> None:
+    """Per-annotator consistency and per-group alpha; flagged annotators removed or moved.
+
+    \b
+    Example:
+      emotions-data annotate evaluate --stage evaluate_a --annotations data/annotation/annotations.parquet --groups data/annotation/groups.parquet
+    """
+    from emotions_data.annotation.evaluate import evaluate_stage
+    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.annotation.store import read_annotations, read_groups, write_groups
+
+    proto = load_protocol(protocol)
+    result = evaluate_stage(
+        proto, stage, read_annotations(annotations, proto.taxonomy), read_groups(groups)
+    )
+    target = out or groups
+    write_groups(result.groups, target, params={"stage": stage}, parents=[annotations])
+    alphas = ", ".join(f"{g}: {a}" for g, a in result.group_alpha.items())
+    click.echo(f"group alpha: {alphas}")
+    click.echo(
+        f"flagged: {', '.join(result.flagged) or 'none'}; moved: {', '.join(result.moved) or 'none'}; groups -> {target}"
+    )
+    emit_json(result.to_dict(), json_out)
+
+
+@annotate.command()
+@click.option(
+    "--from", "from_stages", multiple=True, help="Source stage(s) (default: the protocol's)."
+)
+@click.option("--to", "to_stage", required=True, help="Stage that receives the items.")
+@click.option("--annotations", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--groups", type=click.Path(dir_okay=False, path_type=Path))
+@PROTOCOL
+@ROOT
+@JSON
+def escalate(
+    from_stages: tuple[str, ...],
+    to_stage: str,
+    annotations: Path,
+    groups: Path | None,
+    protocol: str,
+    root: Path,
+    json_out: str | None,
+) -> None:
+    """Route items to the next stage by the protocol's rule (rotation, disputed, uncertain).
+
+    \b
+    Example:
+      emotions-data annotate escalate --from primary --to cross_check_a --annotations data/annotation/annotations.parquet --groups data/annotation/groups.parquet --root data
+    """
+    from emotions_data.annotation.escalate import escalate as run_escalate
+    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.annotation.store import read_annotations
+
+    proto = load_protocol(protocol)
+    result = run_escalate(
+        root,
+        proto,
+        to_stage,
+        read_annotations(annotations, proto.taxonomy),
+        _groups(groups),
+        from_stages=from_stages,
+    )
+    info = result.to_dict()
+    items = ", ".join(f"{g}: {n}" for g, n in info["items"].items()) or "none"
+    note = " (already pushed; kept)" if result.kept else ""
+    click.echo(f"{to_stage}: {info['total']} item(s) -> {items}{note}")
+    emit_json(info, json_out)
+
+
+@annotate.command()
+@click.option("--annotations", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--groups",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Groups manifest (removed annotators do not count).",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--method", type=click.Choice(["majority", "dawid-skene"]), help="Default: the protocol's."
+)
+@PROTOCOL
+@JSON
+@pass_settings
+def finalize(
+    settings: Settings,
+    annotations: Path,
+    groups: Path | None,
+    out: Path,
+    method: str | None,
+    protocol: str,
+    json_out: str | None,
+) -> None:
+    """One label per video; expert labels final (expert_changed); ties reported, never broken.
+
+    \b
+    Example:
+      emotions-data annotate finalize --annotations data/annotation/annotations.parquet --groups data/annotation/groups.parquet --method dawid-skene --out data/labels.parquet
+    """
+    from emotions_data.annotation.finalize import finalize_labels, write_labels
+    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.annotation.store import read_annotations
+
+    proto = load_protocol(protocol)
+    result = finalize_labels(
+        proto,
+        read_annotations(annotations, proto.taxonomy),
+        _groups(groups),
+        method=method,
+        seed=settings.seed,
+    )
+    parents = [annotations] + ([groups] if groups else [])
+    write_labels(result, out, proto, parents)
+    info = result.to_dict()
+    click.echo(
+        f"{out}: {info['labels']} label(s) {info['by_method']}, expert changed {info['expert_changed']}"
+    )
+    if result.unresolved:
+        click.echo(
+            f"{len(result.unresolved)} tied item(s) without an expert label left out: "
+            f"{', '.join(result.unresolved[:10])}{' ...' if len(result.unresolved) > 10 else ''}",
+            err=True,
+        )
+    emit_json({**info, "confusions": result.confusions}, json_out)
+
+
+@annotate.command()
+@click.option("--stage", required=True)
+@click.option(
+    "--roster",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Roster with sim_profile / sim_accuracy columns.",
+)
+@click.option("--groups", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--truth",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV/Parquet: video_id, label (the true class).",
+)
+@PROTOCOL
+@ROOT
+@LS_URL
+@JSON
+@pass_settings
+def simulate(
+    settings: Settings,
+    stage: str,
+    roster: Path,
+    groups: Path,
+    truth: Path,
+    protocol: str,
+    root: Path,
+    ls_url: str | None,
+    json_out: str | None,
+) -> None:
+    """A simulated crowd labels the stage's tasks through the real API, as distinct users.
+
+    \b
+    Example:
+      emotions-data annotate simulate --stage primary --roster roster.csv --groups data/annotation/groups.parquet --truth truth.csv --root data
+    """
+    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.annotation.simulate import crowd_confusions, simulate_stage
+    from emotions_data.schema.io import read_table_file
+
+    proto = load_protocol(protocol)
+    table = read_table_file(truth)
+    truth_series = table.set_index(table["video_id"].astype(str))["label"]
+    result = simulate_stage(
+        root,
+        _server(root, ls_url),
+        proto,
+        stage,
+        _groups(groups),
+        truth_series,
+        crowd_confusions(read_table_file(roster), proto.taxonomy),
+        seed=settings.seed,
+    )
+    click.echo(f"{stage}: {result.created} annotation(s) created, {result.already} already there")
+    emit_json(result.to_dict(), json_out)
+
+
+@annotate.command("run")
+@click.option("--videos", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--truth",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Simulate the crowd with these true labels.",
+)
+@click.option("--method", type=click.Choice(["majority", "dawid-skene"]))
+@PROTOCOL
+@ROOT
+@LS_URL
+@JSON
+@pass_settings
+def run_cmd(
+    settings: Settings,
+    videos: Path,
+    roster: Path,
+    truth: Path | None,
+    method: str | None,
+    protocol: str,
+    root: Path,
+    ls_url: str | None,
+    json_out: str | None,
+) -> None:
+    """The whole protocol in order (allocate, stages, evaluations, expert, finalize).
+
+    Without --truth it stops at the first stage still waiting for people; run it again later.
+
+    \b
+    Example:
+      emotions-data annotate run --videos data/videos.parquet --roster roster.csv --truth truth.csv --root data
+    """
+    from emotions_data.annotation.runner import Simulation, run_protocol
+    from emotions_data.schema.io import read_manifest, read_table_file
+
+    roster_df = read_table_file(roster)
+    sim = None
+    if truth is not None:
+        table = read_table_file(truth)
+        sim = Simulation(
+            table.set_index(table["video_id"].astype(str))["label"], roster_df, settings.seed
+        )
+    result = run_protocol(
+        root,
+        read_manifest(videos, "videos").df,
+        roster_df,
+        protocol,
+        _server(root, ls_url),
+        simulate=sim,
+        seed=settings.seed,
+        method=method,
+    )
+    for step in result.steps:
+        click.echo(f"- {step['step']}")
+    if result.waiting_for:
+        click.echo(
+            f"waiting for judgements of stage {result.waiting_for}; run again when they are in"
+        )
+    else:
+        click.echo(f"labels: {result.labels_path} ({len(result.unresolved)} unresolved)")
+    emit_json(
+        {"steps": result.steps, "waiting_for": result.waiting_for, "unresolved": result.unresolved},
+        json_out,
+    )
