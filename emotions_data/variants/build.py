@@ -125,10 +125,9 @@ def build_test_oriented(
     rng = rng_for(seed, "variant", spec.name)
     frame = leakage_frame(labels, videos)
     frame["group"] = leakage_groups(frame)
+    indexed = labels.assign(video_id=labels["video_id"].astype(str)).set_index("video_id")
     frame["reliable"] = reliable_mask(
-        labels.set_index("video_id").loc[frame["video_id"]].reset_index(),
-        p["min_support"],
-        p["include_expert"],
+        indexed.loc[frame["video_id"]], p["min_support"], p["include_expert"]
     ).to_numpy()
     # a group may go to test only if every member is reliable, or the others would leak
     eligible = frame.groupby("group")["reliable"].transform("all")
@@ -150,22 +149,25 @@ def build_test_oriented(
         notes.append(
             f"test set: {n} reliable videos per class (asked {target}; the scarcest class limits it)"
         )
-    groups = frame[eligible].groupby("group")
-    names = sorted(groups.groups)
-    sizes = np.array([len(groups.groups[g]) for g in names])
+    # one row of class counts per eligible group, so the greedy pass is plain array arithmetic
+    cand = frame[eligible]
+    names, group_code = np.unique(cand["group"].astype(str).to_numpy(), return_inverse=True)
+    class_index = {c: i for i, c in enumerate(present)}
+    per_group = np.zeros((len(names), len(present)), dtype=np.int64)
+    np.add.at(per_group, (group_code, cand["label"].map(class_index).to_numpy()), 1)
+    sizes = per_group.sum(axis=1)
     # singletons first (they fill the per-class quota exactly), seeded order within a size
     order = np.lexsort((rng.permutation(len(names)), sizes))
-    taken = dict.fromkeys(present, 0)
-    test_groups: set[str] = set()
+    filled = np.zeros(len(present), dtype=np.int64)
+    chosen: list[int] = []
     for i in order:
-        g = names[i]
-        need = frame.loc[groups.groups[g], "label"].value_counts()
-        if all(taken[c] + int(k) <= n for c, k in need.items()):
-            test_groups.add(g)
-            for c, k in need.items():
-                taken[c] += int(k)
-        if all(v >= n for v in taken.values()):
-            break
+        if (filled + per_group[i] <= n).all():
+            chosen.append(int(i))
+            filled += per_group[i]
+            if (filled >= n).all():
+                break
+    test_groups = set(names[chosen].tolist())
+    taken = dict(zip(present, filled.tolist(), strict=True))
     behind = {c: v for c, v in taken.items() if v < n}
     if behind:
         notes.append(f"test set short of {n} per class where groups did not fit: {behind}")

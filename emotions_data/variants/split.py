@@ -135,9 +135,9 @@ class SplitResult:
 
 
 def category_codes(values: pd.Series) -> tuple[npt.NDArray[np.int64], int]:
-    cats = sorted(values.astype(str).unique())
-    lookup = {c: i for i, c in enumerate(cats)}
-    return np.array([lookup[v] for v in values.astype(str)], dtype=np.int64), len(cats)
+    """Dense integer codes in sorted order of the distinct values, and how many there are."""
+    cats, codes = np.unique(values.astype(str).to_numpy(dtype=object), return_inverse=True)
+    return codes.astype(np.int64).ravel(), len(cats)
 
 
 def assign_groups(
