@@ -1,9 +1,10 @@
 """Percentile bootstrap over items, vectorised and seeded.
 
 Every statistic is a function of column sums of per-item features (``statistics.Features``), so
-a replicate is ``w @ F`` with ``w`` the item multiplicities of one resample. Resamples are drawn
-in chunks, turned into multiplicity rows with one ``bincount`` and multiplied with the feature
-matrix in one BLAS call: no Python loop over replicates or items.
+a replicate is ``w @ F`` with ``w`` the multiplicities of one resample. Items with the same count
+row share their features, so ``w`` is counted per distinct row: resamples are drawn in chunks,
+mapped to their distinct rows, turned into multiplicities with one ``bincount`` and multiplied
+with the (small) feature matrix in one BLAS call: no Python loop over replicates or items.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def check_bootstrap_args(n_boot: int, level: float) -> None:
 def replicate_sums(feats: Features, n_boot: int, rng: np.random.Generator) -> FloatArray:
     """``(n_boot, features)`` column sums of ``n_boot`` resamples of the items."""
     n = feats.n_items
+    r = feats.matrix.shape[0]
     out = np.empty((n_boot, feats.matrix.shape[1]))
     if n == 0:
         out[:] = np.nan
@@ -60,8 +62,9 @@ def replicate_sums(feats: Features, n_boot: int, rng: np.random.Generator) -> Fl
     for start in range(0, n_boot, rows):
         b = min(rows, n_boot - start)
         picks = rng.integers(0, n, size=(b, n))
-        picks += np.arange(b)[:, None] * n  # row r's picks land in row r of the flat table
-        weights = np.bincount(picks.ravel(), minlength=b * n).reshape(b, n)
+        cells = feats.row_of_item[picks]
+        cells += np.arange(b)[:, None] * r  # replicate j's picks land in row j of the table
+        weights = np.bincount(cells.ravel(), minlength=b * r).reshape(b, r)
         out[start : start + b] = weights @ feats.matrix
     return out
 

@@ -200,16 +200,23 @@ def compute_agreement(
     check_bootstrap_args(n_boot, level)
     if not isinstance(taxonomy, Taxonomy):
         taxonomy = Taxonomy(name="custom", classes=class_list(taxonomy))
-    if "stage" not in frame.columns:
-        frame = frame.assign(stage="primary")
-    present = sorted(pd.unique(frame["stage"].astype(str)).tolist())
+    # One factorize of the stage column serves the filter, the breakdown and the stage list
+    # (in order of first appearance, i.e. the protocol's order).
+    if "stage" in frame.columns:
+        stage = frame["stage"]
+        codes, uniques = pd.factorize(stage.fillna("primary") if stage.hasnans else stage)
+        stage_codes, stage_names = np.asarray(codes), [str(u) for u in uniques]
+    else:
+        stage_codes, stage_names = np.zeros(len(frame), dtype=np.int64), ["primary"]
     if stages:
-        unknown = [s for s in stages if s not in present]
+        unknown = [s for s in stages if s not in stage_names]
         if unknown:
             raise ConfigError(
-                f"stage(s) {unknown} have no judgements; stages present: {', '.join(present) or 'none'}"
+                f"stage(s) {unknown} have no judgements; stages present: "
+                f"{', '.join(stage_names) or 'none'}"
             )
-        frame = frame[frame["stage"].astype(str).isin(list(stages))]
+        keep = np.isin(stage_codes, [stage_names.index(s) for s in stages])
+        frame, stage_codes = frame[keep], stage_codes[keep]
     if len(frame) == 0:
         raise ManifestError(["no judgements to analyse (the annotations are empty)"])
     group_keys = _group_keys(frame, groups) if "group" in dims else None
@@ -218,7 +225,7 @@ def compute_agreement(
     overall, (stats, boot) = _figures(enc, n_boot, level, rng)
     report = AgreementReport(
         taxonomy=taxonomy,
-        stages=pd.unique(frame["stage"].astype(str)).tolist(),
+        stages=[stage_names[c] for c in pd.unique(stage_codes)],
         overall=overall,
         encoded=enc,
         bootstrap={"n_boot": n_boot, "level": level, "seed": seed} if n_boot else None,
@@ -246,7 +253,7 @@ def compute_agreement(
     if group_keys is not None:
         report.per_group = _subset_table(enc, group_keys, "group_id", n_boot, level, seed)
     if "stage" in dims:
-        stage_keys = frame["stage"].astype(str).to_numpy()
+        stage_keys = np.asarray(stage_names, dtype=object)[stage_codes]
         report.per_stage = _subset_table(
             enc, stage_keys, "stage", n_boot, level, seed + 1, sort=False
         )

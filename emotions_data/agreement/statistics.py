@@ -56,42 +56,77 @@ def interpret_alpha(alpha: float) -> str:
 
 @dataclass(frozen=True)
 class Features:
-    """Per-item terms whose column sums give every statistic (and every bootstrap replicate).
+    """Per-row terms whose weighted column sums give every statistic (and bootstrap replicate).
 
+    Items with the same count row contribute the same terms, so the terms are kept once per
+    *distinct* row (a few thousand even for millions of items) with ``weights`` = how many
+    items share it, and ``row_of_item`` maps each pairable item to its distinct row.
     Columns: ``n_i``, the item's pair agreement, its coincidence diagonal ``o_i``, then ``k``
     class counts, ``k`` class proportions and ``k`` one-vs-rest coincidence diagonals.
     """
 
     matrix: FloatArray
+    weights: FloatArray
+    row_of_item: IntArray
     k: int
     n_unpairable: int
 
     @property
     def n_items(self) -> int:
-        return int(self.matrix.shape[0])
+        return len(self.row_of_item)
+
+    def sums(self) -> FloatArray:
+        out: FloatArray = self.weights @ self.matrix
+        return out
+
+
+def _distinct_rows(table: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Distinct rows, the row index of each item, and the multiplicities."""
+    if table.shape[0] == 0:
+        return table, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    base = int(table.max()) + 1
+    k = table.shape[1]
+    if k * np.log2(max(base, 2)) < 62:
+        # One int64 key per row (counts as base-`base` digits): a 1-D unique is far faster.
+        keys = table @ (base ** np.arange(k, dtype=np.int64))
+        _, first, inverse, weights = np.unique(
+            keys, return_index=True, return_inverse=True, return_counts=True
+        )
+        return table[first], inverse.astype(np.int64), weights.astype(np.int64)
+    rows, inverse, weights = np.unique(table, axis=0, return_inverse=True, return_counts=True)
+    return rows, inverse.reshape(-1).astype(np.int64), weights.astype(np.int64)
 
 
 def features(counts: IntArray | npt.ArrayLike) -> Features:
-    """Per-item features of the pairable rows of an item x class count table."""
-    table = np.asarray(counts, dtype=np.float64)
-    if table.ndim != 2 or (table < 0).any():
+    """Per-row features of the pairable rows of an item x class count table."""
+    table = np.asarray(counts)
+    if table.ndim != 2 or (table < 0).any() or not np.issubdtype(table.dtype, np.number):
         raise ManifestError(["a count table must be a 2-D item x class array of counts >= 0"])
-    n_i = table.sum(axis=1)
-    pairable = n_i >= 2
-    table, n_i = table[pairable], n_i[pairable]
+    table = table.astype(np.int64, copy=False)
+    n_all = table.sum(axis=1)
+    pairable = n_all >= 2
+    rows, row_of_item, weights = _distinct_rows(table[pairable])
+    rows_f = rows.astype(np.float64)
+    n_i = rows_f.sum(axis=1)
     k = table.shape[1]
-    same = (table * (table - 1)).sum(axis=1)
-    rest = n_i[:, None] - table
+    same = (rows_f * (rows_f - 1)).sum(axis=1)
+    rest = n_i[:, None] - rows_f
     # one-vs-rest: agreeing pairs inside the class plus agreeing pairs outside it
-    binary_diag = (table * (table - 1) + rest * (rest - 1)) / (n_i - 1)[:, None]
+    binary_diag = (rows_f * (rows_f - 1) + rest * (rest - 1)) / (n_i - 1)[:, None]
     matrix = np.empty((len(n_i), 3 + 3 * k))
     matrix[:, 0] = n_i
     matrix[:, 1] = same / (n_i * (n_i - 1))
     matrix[:, 2] = same / (n_i - 1)
-    matrix[:, 3 : 3 + k] = table
-    matrix[:, 3 + k : 3 + 2 * k] = table / n_i[:, None]
+    matrix[:, 3 : 3 + k] = rows_f
+    matrix[:, 3 + k : 3 + 2 * k] = rows_f / n_i[:, None]
     matrix[:, 3 + 2 * k :] = binary_diag
-    return Features(matrix=matrix, k=k, n_unpairable=int((~pairable).sum()))
+    return Features(
+        matrix=matrix,
+        weights=weights.astype(np.float64),
+        row_of_item=row_of_item,
+        k=k,
+        n_unpairable=int((~pairable).sum()),
+    )
 
 
 @dataclass(frozen=True)
@@ -133,8 +168,7 @@ def statistics_from_sums(sums: FloatArray, n_items: FloatArray, k: int, q: int) 
 
 def statistics_from_features(feats: Features, q: int | None = None) -> Statistics:
     """The statistics of one count table (``q`` defaults to its number of columns)."""
-    sums = feats.matrix.sum(axis=0)
-    return statistics_from_sums(sums, np.array(float(feats.n_items)), feats.k, q or feats.k)
+    return statistics_from_sums(feats.sums(), np.array(float(feats.n_items)), feats.k, q or feats.k)
 
 
 def statistics_from_counts(counts: IntArray | npt.ArrayLike, q: int | None = None) -> Statistics:
