@@ -57,7 +57,7 @@ def _figures(facts: DatasetFacts, out: Path, agreement: dict[str, Any]) -> list[
     paths.append(_save(fig, out / "platform_share.png"))
 
     lab = facts.labelled()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     if "duration_s" in lab.columns and lab["duration_s"].notna().any():
         axes[0].hist(lab["duration_s"].dropna().astype(float), bins=30, color="tab:blue")
     axes[0].set_xlabel("duration (s)")
@@ -68,7 +68,10 @@ def _figures(facts: DatasetFacts, out: Path, agreement: dict[str, Any]) -> list[
         axes[1].scatter(sizes["width"], sizes["height"], s=8, alpha=0.5)
         axes[1].set_xlabel("width (px)")
         axes[1].set_ylabel("height (px)")
+        counts = orientation(lab["width"], lab["height"]).value_counts()
+        axes[2].bar([str(k) for k in counts.index], counts.to_numpy(), color="tab:purple")
     axes[1].set_title("resolution")
+    axes[2].set_title("orientation")
     paths.append(_save(fig, out / "duration_resolution.png"))
 
     if agreement.get("per_stage"):
