@@ -87,6 +87,8 @@ def split(
         )
         if folds:
             click.echo(f"fold sizes: {result.fold_sizes}")
+        for note in result.notes:
+            click.echo(f"note: {note}")
         click.echo(f"wrote {out}")
     emit_json(result.summary(), json_out)
 

@@ -95,20 +95,29 @@ def texts(facts: DatasetFacts, info: ReleaseInfo, agreement: dict[str, Any]) -> 
         )
     else:
         out["collection"] = "No videos manifest was given: collection figures are not available."
-    crowd_stages = [s for s in stages if not s.startswith("expert")]
     changed = losses["expert changed the crowd's label"]
+    cross = facts.cross_checked()
+    groups_text = (
+        f"annotators worked in {per_item['groups']} groups with a leader each"
+        if "groups" in per_item
+        else "annotators worked in groups"
+    )
     out["annotation_protocol"] = (
-        "Multi-stage crowd annotation in Label Studio: annotators were profiled and split into "
-        "balanced groups with a leader each; "
+        f"Multi-stage crowd annotation in Label Studio; {groups_text}. "
         + (
-            f"the stages were {', '.join(stages)}. "
+            f"The stages were {', '.join(stages)}. "
             if stages
-            else "the per-stage judgements are not part of this release. "
+            else "The per-stage judgements are not part of this release. "
         )
         + (
-            f"Each crowd stage ({', '.join(crowd_stages)}) labelled the videos of another group's "
-            "share (cross-checks); annotators with low consistency were moved or removed. "
-            if crowd_stages
+            f"{cross} of {n} videos were judged by two or more groups (cross-checks). "
+            if cross is not None
+            else ""
+        )
+        + (
+            f"{per_item['removed_annotators']} annotator(s) were removed after the consistency "
+            "evaluations. "
+            if "removed_annotators" in per_item
             else ""
         )
         + f"Videos without a clear majority ({losses['disputed (sent to the expert)']}) went to "

@@ -155,6 +155,14 @@ class DatasetFacts:
             return []
         return list(dict.fromkeys(self.annotations["stage"].astype(str)))
 
+    def cross_checked(self) -> int | None:
+        """Videos judged by two or more annotator groups (None without group ids)."""
+        ann = self.annotations
+        if ann is None or "group_id" not in ann.columns or ann["group_id"].isna().all():
+            return None
+        crowd = ann[~ann["stage"].astype(str).str.startswith("expert")]
+        return int((crowd.groupby("video_id")["group_id"].nunique() >= 2).sum())
+
     def annotators_per_item(self) -> dict[str, Any]:
         """Crowd judgements per labelled video (expert excluded), from the labels' n_votes."""
         votes = self.labels["n_votes"].astype(int)

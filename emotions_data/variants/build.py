@@ -293,8 +293,9 @@ def split_dataset(
     """``emotions-data split``: the official split manifest; returns the ``SplitResult``."""
     labels_m = read_manifest(labels_path, "labels")
     videos = read_manifest(videos_path, "videos").df if videos_path is not None else None
-    labels, _ = usable_labels(labels_m.df, videos)
+    labels, notes = usable_labels(labels_m.df, videos)
     result = make_split(labels, videos, ratios=ratios, folds=folds, seed=seed)
+    result.notes = notes
     parents = [p for p in (labels_path, videos_path) if p is not None]
     write_manifest(
         result.frame,

@@ -110,6 +110,8 @@ class SplitResult:
     largest_group: int
     folds: int | None = None
     fold_sizes: list[int] = field(default_factory=list)
+    #: What was left out of the input, and why.
+    notes: list[str] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
         """Class x split counts (with totals)."""
@@ -131,6 +133,7 @@ class SplitResult:
             "max_class_shift": round(self.max_class_shift, 4),
             "folds": self.folds,
             "fold_sizes": self.fold_sizes,
+            "notes": self.notes,
         }
 
 

@@ -119,6 +119,14 @@ def test_release_and_hydrate_end_to_end(tmp_path: Path) -> None:
             main, ["hydrate", str(rel), "--out", str(new_root), "--workers", "2", "--json", "-"]
         )
         assert result.exit_code == 0, result.output
+        # a second run resumes: nothing is downloaded again
+        before = sum(server.requests.values())
+        again = runner.invoke(
+            main, ["hydrate", str(rel), "--out", str(new_root), "--json", str(tmp_path / "a.json")]
+        )
+        assert again.exit_code == 0, again.output
+        assert sum(server.requests.values()) == before
+        assert "9/12 videos available" in again.output
     report = json.loads((new_root / "availability.json").read_text())
     assert (report["videos"], report["available"], report["dead"], report["changed"]) == (
         N_CLIPS,

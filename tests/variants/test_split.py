@@ -42,6 +42,10 @@ def test_split_is_stratified_deterministic_and_leakage_free(
     # every class reaches every split
     table = one.table()
     assert (table.drop(index="total")[["train", "val", "test"]] > 0).all().all()
+    # platforms are balanced too: each split's platform mix is close to the overall one
+    with_platform = one.frame.merge(videos[["video_id", "platform"]], on="video_id")
+    mix = with_platform.groupby("split")["platform"].value_counts(normalize=True).unstack()
+    assert float((mix - 1 / 3).abs().to_numpy().max()) < 0.07
     other = make_split(labels, videos, seed=4)
     assert not one.frame["split"].equals(other.frame["split"])
 
