@@ -81,6 +81,7 @@ def croissant(
     description: str,
     stages: list[str],
     date_range: tuple[str, str] | None,
+    sources: str = "",
 ) -> dict[str, Any]:
     """The Croissant JSON-LD document for a release folder (paths relative to it)."""
     distribution: list[dict[str, Any]] = []
@@ -165,6 +166,7 @@ def croissant(
         "rai:dataAnnotationProtocol": [texts["annotation_protocol"]],
         "rai:dataAnnotationPlatform": [
             "Label Studio (open source), one project per stage and group"
+            + (f"; judgements by source: {sources}" if sources else "")
         ],
         "rai:dataAnnotationAnalysis": [texts["agreement"]],
         "rai:annotationsPerItem": texts["annotators_per_item"],

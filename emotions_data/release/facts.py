@@ -155,6 +155,13 @@ class DatasetFacts:
             return []
         return list(dict.fromkeys(self.annotations["stage"].astype(str)))
 
+    def annotation_sources(self) -> str:
+        """``"label-studio 900, import 17"``: where the judgements came from."""
+        if self.annotations is None or "source" not in self.annotations.columns:
+            return ""
+        counts = self.annotations["source"].astype(str).value_counts()
+        return ", ".join(f"{k} {int(v)}" for k, v in counts.items())
+
     def cross_checked(self) -> int | None:
         """Videos judged by two or more annotator groups (None without group ids)."""
         ann = self.annotations

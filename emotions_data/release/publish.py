@@ -195,6 +195,7 @@ def build_release(
         description=t["motivation"],
         stages=facts.stages(),
         date_range=facts.date_range(),
+        sources=facts.annotation_sources(),
     )
     atomic_write_text(out / "croissant.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return ReleaseResult(out=out, files=files, rows=rows, media_files=media_files)

@@ -136,6 +136,7 @@ def test_release_ids_only_loads_as_parquet_and_croissant_validates(
     assert meta.data_collection and "candidate URLs" in meta.data_collection
     assert meta.annotations_per_item and "6.0 crowd judgements" in meta.annotations_per_item
     assert meta.data_annotation_platform and "Label Studio" in meta.data_annotation_platform[0]
+    assert "simulated 917" in meta.data_annotation_platform[0]
     assert meta.data_annotation_analysis and "alpha" in meta.data_annotation_analysis[0]
     assert meta.data_limitations and meta.personal_sensitive_information
     records = list(dataset.records(record_set="full_test"))
