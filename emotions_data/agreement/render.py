@@ -46,6 +46,29 @@ def _table_text(table: pd.DataFrame) -> str:
     return str(shown.to_string())
 
 
+SHORT = {
+    "krippendorff_alpha": "alpha",
+    "fleiss_kappa": "kappa",
+    "pairwise_agreement": "P-bar",
+    "gwet_ac1": "AC1",
+    "n_items_unpairable": "single",
+    "n_annotators": "annotators",
+    "n_judgements": "judgements",
+    "n_items": "items",
+}
+
+
+def _compact(table: pd.DataFrame) -> pd.DataFrame:
+    """Terminal-width version of a breakdown: short names, each interval in one column."""
+    out = table.copy()
+    for stat in ("krippendorff_alpha", "fleiss_kappa", "alpha"):
+        low, high = f"{stat}_ci_low", f"{stat}_ci_high"
+        if low in out.columns:
+            out[low] = [f"[{_fmt(a)}, {_fmt(b)}]" for a, b in zip(out[low], out[high], strict=True)]
+            out = out.drop(columns=high).rename(columns={low: f"{SHORT.get(stat, stat)} CI"})
+    return out.rename(columns=SHORT)
+
+
 def format_text(report: AgreementReport) -> str:
     """The default terminal output."""
     o = report.overall
@@ -67,7 +90,7 @@ def format_text(report: AgreementReport) -> str:
         ("per stage", report.per_stage),
     ):
         if table is not None:
-            lines += ["", title, _table_text(table)]
+            lines += ["", title, _table_text(_compact(table))]
     return "\n".join(lines)
 
 
