@@ -31,7 +31,10 @@ from emotions_data.schema.io import read_manifest, read_table_file, write_manife
 from emotions_data.schema.manifests import VIDEOS
 
 MANIFEST_NAME = "videos.parquet"
+#: Rewrite the manifest while results arrive at most this often...
 _FLUSH_EVERY_S = 5.0
+#: ...but sooner when a write is cheap: writing may take at most this share of the run.
+_FLUSH_SHARE = 0.05
 #: Columns set by prepare; a fresh download clears them so prepare looks at the file again.
 PREPARE_COLUMNS = (
     "duration_s",
@@ -144,6 +147,7 @@ class _ManifestBook:
                 self.url_of_id[str(rec["video_id"])] = str(rec["source_url"])
         self.dirty = False
         self.last_flush = time.monotonic()
+        self.write_s = 0.0  # how long the last write took
 
     def add(self, row: dict[str, Any]) -> None:
         url = row["source_url"]
@@ -162,14 +166,19 @@ class _ManifestBook:
         self.dirty = True
 
     def flush(self, *, force: bool = False) -> None:
-        if not self.dirty or (not force and time.monotonic() - self.last_flush < _FLUSH_EVERY_S):
+        since = time.monotonic() - self.last_flush
+        if not self.dirty or (
+            not force and since < min(_FLUSH_EVERY_S, self.write_s / _FLUSH_SHARE)
+        ):
             return
+        started = time.monotonic()
         df = pd.DataFrame(list(self.rows.values()))
         declared = [c for c in VIDEOS.column_names if c in df.columns]
         df = df[declared + [c for c in df.columns if c not in declared]]
         write_manifest(df, self.path, "videos", params=self.params)
         self.dirty = False
         self.last_flush = time.monotonic()
+        self.write_s = self.last_flush - started
 
 
 def fetch(

@@ -8,7 +8,7 @@ of the original (``ingest.mediapass``), and marks duplicates.
 
 Duplicates: byte-identical files (same sha256) are found before any decoding, near-duplicates
 (``ingest.phash``) after. In each group the kept copy is the one with the most pixels, then
-the longest, then the earliest fetched, then the smallest ``video_id``; the others become
+the longest, then the earliest uploaded, then the smallest ``video_id``; the others become
 ``duplicate`` with ``dup_of`` naming it (their outputs are kept on disk). Exact duplicates are
 never decoded; they share the kept copy's bytes.
 
@@ -45,7 +45,10 @@ from emotions_data.schema.errors import ConfigError, ManifestError
 from emotions_data.schema.io import read_manifest, write_manifest
 
 MANIFEST_NAME = "videos.parquet"
+#: Rewrite the manifest while results arrive at most this often...
 _FLUSH_EVERY_S = 5.0
+#: ...but sooner when a write is cheap: writing may take at most this share of the run.
+_FLUSH_SHARE = 0.05
 _SCRATCH = ".prepare-tmp"
 PROBE_COLUMNS = tuple(f.name for f in fields(ProbeResult))
 
@@ -377,14 +380,18 @@ def _is_done(row: dict[str, Any], root: Path) -> bool:
 
 
 def _keep_order(row: dict[str, Any]) -> tuple[Any, ...]:
-    """Sort key of the keep rule: most pixels, longest, earliest fetched, smallest id."""
+    """Sort key of the keep rule: most pixels, longest, earliest upload, smallest id.
+
+    Upload date favours the original over its reposts; nothing depends on the order in which
+    parallel downloads happened to finish, so the choice is the same on every run.
+    """
     pixels = int(row.get("width") or 0) * int(row.get("height") or 0)
-    fetched = row.get("fetched_at")
+    upload = row.get("upload_date")
     return (
         -pixels,
         -float(row.get("duration_s") or 0.0),
-        fetched is None,
-        str(pd.Timestamp(fetched).isoformat()) if fetched is not None else "",
+        upload is None,
+        str(upload or ""),
         str(row["video_id"]),
     )
 
@@ -397,12 +404,18 @@ class _Book:
         self.rows: list[dict[str, Any]] = (
             df.astype(object).where(df.notna(), None).to_dict("records")
         )
-        self.written = [dict(r) for r in self.rows]
-        self.changed = False
+        self.original = [dict(r) for r in self.rows]
+        self.written = self.original
         self.last_flush = time.monotonic()
+        self.write_s = 0.0  # how long the last write took
+
+    @property
+    def changed(self) -> bool:
+        return self.rows != self.original
 
     def flush(self, *, force: bool = False) -> None:
-        if not force and time.monotonic() - self.last_flush < _FLUSH_EVERY_S:
+        since = time.monotonic() - self.last_flush
+        if not force and since < min(_FLUSH_EVERY_S, self.write_s / _FLUSH_SHARE):
             return
         self.last_flush = time.monotonic()
         if self.rows == self.written:
@@ -410,7 +423,7 @@ class _Book:
         df = pd.DataFrame(self.rows, columns=self.columns)
         write_manifest(df, self.path, "videos", params=self.params)
         self.written = [dict(r) for r in self.rows]
-        self.changed = True
+        self.write_s = time.monotonic() - self.last_flush
 
 
 def prepare(
@@ -508,9 +521,11 @@ def prepare(
             row.update(values)
             book.flush()
             bar.update(1)
+    except BaseException:
+        book.flush(force=True)  # keep what is done (Ctrl-C, a broken pool)
+        raise
     finally:
         bar.close()
-        book.flush(force=True)
 
     # exact duplicates share the kept copy's bytes, hence its probe
     for group in by_sha.values():
