@@ -97,8 +97,9 @@ def format_text(report: AgreementReport) -> str:
 def _markdown_table(table: pd.DataFrame) -> str:
     cols = [table.index.name or "", *table.columns]
     out = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for key, row in table.iterrows():
-        out.append("| " + " | ".join([str(key), *(_fmt(v) for v in row.tolist())]) + " |")
+    # itertuples keeps each column's dtype (iterrows would turn counts into floats)
+    for key, row in zip(table.index, table.itertuples(index=False), strict=True):
+        out.append("| " + " | ".join([str(key), *(_fmt(v) for v in row)]) + " |")
     return "\n".join(out)
 
 
@@ -219,7 +220,7 @@ def write_report_dir(report: AgreementReport, out: str | Path) -> list[Path]:
         ("Per stage", report.per_stage),
     ):
         if table is not None:
-            md += ["", f"## {title}", "", _markdown_table(table)]
+            md += ["", f"## {title}", "", _markdown_table(_compact(table))]
     md += ["", "## Plots", ""]
     md += [f"![{p.stem}]({p.name})" for p in written]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
