@@ -13,16 +13,20 @@ import numpy.typing as npt
 import pandas as pd
 
 from emotions_data.agreement.frame import Encoded, IntArray, encode
-from emotions_data.agreement.statistics import Categories, kappa_from_confusion
+from emotions_data.agreement.statistics import Categories, distinct_rows, kappa_from_confusion
 
 
 def loo_majority(enc: Encoded) -> tuple[IntArray, npt.NDArray[np.bool_]]:
     """Per judgement: the LOO majority class and whether it is defined (unique and non-empty)."""
-    others = enc.counts[enc.item].copy()
-    others[np.arange(enc.n_judgements), enc.label] -= 1
-    top = others.max(axis=1)
-    defined = (top > 0) & ((others == top[:, None]).sum(axis=1) == 1)
-    return others.argmax(axis=1), defined
+    # The answer depends only on the item's count row and the judgement's own label, so it is
+    # worked out once per (distinct row, label) and gathered: no (judgements x k) temporaries.
+    k = enc.k
+    rows, row_of_item, _ = distinct_rows(enc.counts)
+    others = rows[:, None, :] - np.eye(k, dtype=rows.dtype)[None, :, :]  # (rows, own label, k)
+    top = others.max(axis=2)
+    defined = (top > 0) & ((others == top[..., None]).sum(axis=2) == 1)
+    cell = row_of_item[enc.item] * k + enc.label
+    return others.argmax(axis=2).reshape(-1)[cell], defined.reshape(-1)[cell]
 
 
 def annotator_confusions(enc: Encoded) -> IntArray:

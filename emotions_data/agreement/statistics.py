@@ -80,7 +80,7 @@ class Features:
         return out
 
 
-def _distinct_rows(table: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+def distinct_rows(table: IntArray) -> tuple[IntArray, IntArray, IntArray]:
     """Distinct rows, the row index of each item, and the multiplicities."""
     if table.shape[0] == 0:
         return table, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -105,7 +105,7 @@ def features(counts: IntArray | npt.ArrayLike) -> Features:
     table = table.astype(np.int64, copy=False)
     n_all = table.sum(axis=1)
     pairable = n_all >= 2
-    rows, row_of_item, weights = _distinct_rows(table[pairable])
+    rows, row_of_item, weights = distinct_rows(table[pairable])
     rows_f = rows.astype(np.float64)
     n_i = rows_f.sum(axis=1)
     k = table.shape[1]
