@@ -129,7 +129,8 @@ def parse_export(
         vid = video_id_from_data(task["data"])
         if vid is None:
             raise ManifestError([f"{where}: no 'video_id' and no media path in its data"])
-        annotations = task.get("annotations") or []
+        annotations = task.get("annotations")
+        annotations = [] if annotations is None else annotations
         if not isinstance(annotations, list):
             raise ManifestError([f"{where}: 'annotations' must be a list"])
         for ann in annotations:

@@ -91,7 +91,7 @@ def finalize_labels(
         }
     else:
         labels = mv.labels_.reindex(items)
-        posterior = shares
+        posterior = shares.copy()
         ties = set(map(str, mv.ties_))
     majority = mv.labels_.reindex(items)
     last_stage = crowd.assign(o=crowd["stage"].map(order)).groupby("video_id")["o"].max()

@@ -96,12 +96,19 @@ def pull_stage(
     projects = state.stage_projects(stage.name)
     if not projects:
         raise ConfigError(f"stage {stage.name!r} has no Label Studio project yet; push it first")
-    if state.server_url and state.server_url != server.url.rstrip("/"):
+    if state.server_url and state.server_url != server.identity:
         raise ConfigError(
-            f"stage {stage.name!r} was pushed to {state.server_url}, not {server.url}"
+            f"stage {stage.name!r} was pushed to {state.server_url}, not {server.identity}"
         )
     client = Client(server)
-    mapper = _annotator_mapper(state.user_names())
+    # Accounts made by ``push`` carry the annotator id in their e-mail: the state may lag.
+    names = {
+        uid: email.partition("@")[0]
+        for email, uid in client.users_by_email().items()
+        if email.endswith("@" + USER_DOMAIN)
+    }
+    names.update(state.user_names())
+    mapper = _annotator_mapper(names)
     members: dict[str, set[str]] | None = None
     if groups is not None:
         members = {

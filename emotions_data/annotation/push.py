@@ -184,7 +184,7 @@ def push_stage(
         raise ManifestError(["videos: missing column 'video_id'"])
     videos = usable_videos(videos)
     state = State.load(root)
-    state.bind_server(server.url)
+    state.bind_server(server.identity)
     assignment = stage_assignment(state, stage, videos, groups, seed)
     by_id = videos.set_index(videos["video_id"].astype(str), drop=False)
     client = Client(server)

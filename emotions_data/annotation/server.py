@@ -44,6 +44,12 @@ class Server:
     #: Folder of the Local Storage connection that serves local media (embedded server only).
     media_root: Path | None = None
 
+    @property
+    def identity(self) -> str:
+        """What ids are bound to: the data folder of an embedded server (its port changes on
+        every start), else the URL."""
+        return str(self.data_dir.resolve()) if self.data_dir is not None else self.url.rstrip("/")
+
     def __repr__(self) -> str:  # keep the token out of logs and tracebacks
         return f"Server(url={self.url!r}, pid={self.pid})"
 

@@ -27,6 +27,7 @@ def project_key(stage: str, group: str) -> str:
 @dataclass
 class State:
     path: Path
+    #: The server the ids belong to (``Server.identity``: data folder or URL).
     server_url: str | None = None
     #: Short random tag in project titles, so several datasets can share one server.
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
@@ -72,13 +73,13 @@ class State:
         }
         atomic_write_text(self.path, json.dumps(data, indent=1) + "\n")
 
-    def bind_server(self, url: str) -> None:
+    def bind_server(self, identity: str) -> None:
         """Ids are only meaningful on the server that made them; a new server starts afresh."""
-        if self.server_url and self.server_url.rstrip("/") != url.rstrip("/"):
+        if self.server_url and self.server_url != identity:
             self.users.clear()
             self.projects.clear()
             self.tasks.clear()
-        self.server_url = url.rstrip("/")
+        self.server_url = identity
 
     def stage_projects(self, stage: str) -> dict[str, int]:
         """group -> project id of the stage's projects."""

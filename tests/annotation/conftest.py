@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emotions_data.annotation.server import LS_HOME, Server, start_server, stop_server
+
+
+@pytest.fixture(scope="session")
+def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real Label Studio per session, started from a copy of the migrated template."""
+    if not (LS_HOME / "venv" / "bin" / "label-studio").exists():
+        pytest.skip("Label Studio venv missing (run scripts/setup.sh)")
+    root = tmp_path_factory.mktemp("ls-root")
+    server = start_server(root)
+    try:
+        yield server
+    finally:
+        stop_server(root)
+
+
+@pytest.fixture(scope="session")
+def ls_root(ls_server: Server) -> Path:
+    assert ls_server.data_dir is not None
+    return ls_server.data_dir.parents[1]

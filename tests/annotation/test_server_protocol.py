@@ -1,0 +1,288 @@
+"""The protocol against a real Label Studio (one server per session, see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from emotions_data.annotation.client import Client
+from emotions_data.annotation.escalate import active_judgements, unclear_items
+from emotions_data.annotation.protocol import load_protocol, protocol_from_dict
+from emotions_data.annotation.pull import pull_stage
+from emotions_data.annotation.push import push_stage
+from emotions_data.annotation.runner import ProtocolRun, Simulation, protocol_paths, run_protocol
+from emotions_data.annotation.server import TOKEN_FILE, Server, server_dir
+from emotions_data.annotation.simulate import crowd_confusions, simulate_stage, simulated_roster
+from emotions_data.annotation.state import State
+from emotions_data.cli import main
+from emotions_data.schema.atomic import sha256_file
+from emotions_data.schema.errors import ServiceError
+from emotions_data.schema.io import read_manifest
+from emotions_data.schema.taxonomy import load_taxonomy
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
+
+TAX = load_taxonomy()
+N_VIDEOS = 24
+
+
+def _videos(root: Path, n: int, prefix: str = "vid", media: int = 0) -> pd.DataFrame:
+    """Generated video rows; the first ``media`` have a (tiny, fake) media file under root."""
+    rng = np.random.default_rng(len(prefix) + n)
+    ids = [f"{prefix}{i:03d}" for i in range(n)]
+    paths: list[str | None] = []
+    for i, vid in enumerate(ids):
+        if i < media:
+            path = root / "media" / "tiktok" / f"{vid}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f"fake media {vid}".encode())
+            paths.append(f"media/tiktok/{vid}.mp4")
+        else:
+            paths.append(None)
+    return pd.DataFrame(
+        {
+            "video_id": ids,
+            "platform": rng.choice(["tiktok", "douyin"], n),
+            "source_url": [f"https://example.org/v/{v}" for v in ids],
+            "status": "ok",
+            "media_path": paths,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def protocol_run(ls_server: Server, ls_root: Path) -> tuple[ProtocolRun, pd.Series, pd.DataFrame]:
+    rng = np.random.default_rng(5)
+    videos = _videos(ls_root, N_VIDEOS, media=3)
+    truth = pd.Series(rng.choice(TAX.classes, N_VIDEOS), index=videos["video_id"])
+    roster = simulated_roster(3, 4, careless=1, adversarial=1, accuracy_range=(0.6, 0.8), seed=3)
+    run = run_protocol(
+        ls_root, videos, roster, None, ls_server, simulate=Simulation(truth, roster, seed=1), seed=1
+    )
+    return run, truth, roster
+
+
+def test_server_status_and_secret_token(ls_server: Server, ls_root: Path) -> None:
+    token_file = server_dir(ls_root) / TOKEN_FILE
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    runner = CliRunner()
+    r = runner.invoke(main, ["annotate", "server", "status", "--root", str(ls_root)])
+    assert r.exit_code == 0 and ls_server.url in r.output
+    r = runner.invoke(main, ["annotate", "server", "start", "--root", str(ls_root)])
+    assert r.exit_code == 0 and f"pid {ls_server.pid}" in r.output  # already running: reused
+    assert ls_server.token not in r.output and ls_server.token not in repr(ls_server)
+    r = runner.invoke(main, ["annotate", "server", "status", "--root", str(ls_root / "nowhere")])
+    assert r.exit_code == 1 and "not running" in r.output
+
+
+def test_whole_protocol_with_a_simulated_crowd(
+    protocol_run: tuple[ProtocolRun, pd.Series, pd.DataFrame], ls_root: Path
+) -> None:
+    run, truth, roster = protocol_run
+    assert run.waiting_for is None and run.labels_path is not None
+    groups = read_manifest(run.groups_path, "groups").df.set_index("annotator_id")
+    bad = roster.loc[roster["sim_profile"].isin(["careless", "adversarial"]), "annotator_id"]
+    # careless and adversarial annotators are flagged and removed, with a reason
+    assert not groups.loc[list(bad), "active"].any()
+    assert groups.loc[list(bad), "reason"].str.contains("leave-one-out").all()
+    # good annotators stay (a weak one, near the thresholds, may go: that is the point)
+    good = roster.loc[
+        (roster["sim_profile"] == "good") & (roster["sim_accuracy"] >= 0.7), "annotator_id"
+    ]
+    assert groups.loc[list(good), "active"].all(), groups[["active", "reason"]]
+    ann = read_manifest(run.annotations_path, "annotations").df
+    assert set(ann["stage"]) >= {"primary", "cross_check_a", "expert"}
+    assert set(ann["annotator_id"]) <= set(roster["annotator_id"])
+    assert ann["ls_annotation_id"].notna().all() and (ann["source"] == "label-studio").all()
+    primary = ann[ann["stage"] == "primary"]
+    assert (primary.groupby("video_id").size() == 3).all() and primary[
+        "video_id"
+    ].nunique() == N_VIDEOS
+    # rotation: nobody's share is cross-checked by the group that labelled it first
+    state = State.load(ls_root)
+    for group, vids in state.assignments["cross_check_a"].items():
+        assert not set(vids) & set(state.assignments["primary"][group])
+    # disputed items reached the expert: exactly the items without a clear majority
+    proto = load_protocol()
+    crowd = active_judgements(
+        ann[ann["stage"].isin(proto.stage("expert").from_stages)], groups.reset_index()
+    )
+    expected = unclear_items(crowd, TAX.classes, proto.stage("expert").clear_majority)
+    expert_items = state.assignments["expert"]["expert"]
+    assert expert_items and expert_items == expected
+    assert set(ann.loc[ann["stage"] == "expert", "video_id"]) == set(expert_items)
+    labels = read_manifest(run.labels_path, "labels").df.set_index("video_id")
+    assert set(labels.loc[labels["method"] == "expert"].index) == set(expert_items)
+    assert run.unresolved == [] and len(labels) == N_VIDEOS
+    accuracy = (labels["label"] == truth.reindex(labels.index)).mean()
+    assert accuracy >= 0.9, accuracy
+    clear = labels[labels["method"] == "majority"]
+    assert (clear["label"] == truth.reindex(clear.index)).mean() >= 0.9
+
+
+def test_pull_twice_gives_the_same_file_and_push_twice_no_tasks(
+    protocol_run: tuple[ProtocolRun, pd.Series, pd.DataFrame], ls_server: Server, ls_root: Path
+) -> None:
+    run, _, _ = protocol_run
+    digest = sha256_file(run.annotations_path)
+    r = CliRunner().invoke(
+        main,
+        [
+            "annotate",
+            "pull",
+            "--stage",
+            "primary",
+            "--root",
+            str(ls_root),
+            "--out",
+            str(run.annotations_path),
+            "--groups",
+            str(run.groups_path),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "unchanged" in r.output and sha256_file(run.annotations_path) == digest
+    groups = read_manifest(run.groups_path, "groups").df
+    again = push_stage(
+        ls_root, ls_server, load_protocol(), "primary", _videos(ls_root, N_VIDEOS, media=3), groups
+    )
+    assert sum(again.created.values()) == 0 and sum(again.existing.values()) == N_VIDEOS
+
+
+def test_local_media_is_served_through_the_storage(
+    protocol_run: tuple[ProtocolRun, pd.Series, pd.DataFrame], ls_server: Server, ls_root: Path
+) -> None:
+    state = State.load(ls_root)
+    project = next(iter(state.stage_projects("primary").values()))
+    tasks = Client(ls_server).export_tasks(project)
+    urls = [
+        t["data"]["video"] for t in tasks if t["data"]["video"].startswith("/data/local-files/")
+    ]
+    assert urls, "no task points at a local media file"
+    req = urllib.request.Request(
+        ls_server.url + urls[0], headers={"Authorization": f"Token {ls_server.token}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = resp.read()
+    assert body.startswith(b"fake media vid")
+
+
+SMALL = {
+    "name": "small",
+    "groups": 1,
+    "stages": [
+        {"name": "primary", "judgements": 2},
+        {"name": "expert", "kind": "expert", "source": "uncertain", "from": ["primary"]},
+    ],
+}
+
+
+def test_crash_between_push_and_pull_and_outsiders(ls_server: Server, ls_root: Path) -> None:
+    root = ls_root / "crash"
+    proto = protocol_from_dict(SMALL, source="small.yaml")
+    videos = _videos(root, 6, prefix="cr")
+    roster = simulated_roster(1, 3, careless=0, adversarial=0, seed=0)
+    groups = roster.assign(
+        group_id=np.where(roster["expert"], "expert", "A"),
+        active=True,
+        reason=None,
+        updated_stage=None,
+    )
+    first = push_stage(root, ls_server, proto, "primary", videos, groups)
+    assert first.created == {"A": 6}
+    # The process died after importing, before its state write: projects and tasks unknown.
+    state = State.load(root)
+    state.tasks.clear()
+    state.projects.clear()
+    state.save()
+    again = push_stage(root, ls_server, proto, "primary", videos, groups)
+    assert again.projects == first.projects and again.created == {"A": 0}
+    assert len(Client(ls_server).export_tasks(first.projects["A"])) == 6
+    truth = pd.Series("fear", index=videos["video_id"])
+    sim = simulate_stage(
+        root, ls_server, proto, "primary", groups, truth, crowd_confusions(roster, TAX)
+    )
+    assert sim.created == 12
+    # Someone outside group A (the expert) labels a primary task: reported and kept apart.
+    client = Client(ls_server)
+    state = State.load(root)
+    expert_id = client.ensure_users(["expert01"], state.users)["expert01"]
+    client.annotate(
+        state.tasks["primary/A"]["cr000"], "tension", expert_id, 3.0, "emotion", "video"
+    )
+    out = root / "annotations.parquet"
+    result = pull_stage(root, ls_server, proto, "primary", out, groups=groups)
+    assert result.rows == 12 and result.outside == 1 and result.outside_path is not None
+    apart = read_manifest(result.outside_path, "annotations").df
+    assert apart[["video_id", "annotator_id"]].values.tolist() == [["cr000", "expert01"]]
+    main_rows = read_manifest(out, "annotations").df
+    assert "expert01" not in set(main_rows["annotator_id"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "annotate",
+            "pull",
+            "--stage",
+            "primary",
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--protocol",
+            str(_write_small(root)),
+        ],
+    )
+    assert (
+        r.exit_code == 1 and "no Label Studio running" in r.output
+    )  # no server bound to this root
+
+
+def _write_small(root: Path) -> Path:
+    import yaml
+
+    path = root / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL))
+    return path
+
+
+def test_unreachable_server_is_one_line_and_loses_nothing(
+    protocol_run: tuple[ProtocolRun, pd.Series, pd.DataFrame], ls_server: Server, ls_root: Path
+) -> None:
+    run, _, _ = protocol_run
+    digest = sha256_file(run.annotations_path)
+    dead = replace(ls_server, url="http://127.0.0.1:9")
+    with pytest.raises(ServiceError, match="unreachable") as info:
+        pull_stage(ls_root, dead, load_protocol(), "primary", run.annotations_path)
+    assert "\n" not in str(info.value) and ls_server.token not in str(info.value)
+    assert sha256_file(run.annotations_path) == digest
+    env = {"LABEL_STUDIO_API_KEY": "s3cret-token"}
+    r = CliRunner(env=env).invoke(
+        main,
+        [
+            "annotate",
+            "pull",
+            "--stage",
+            "primary",
+            "--ls-url",
+            "http://127.0.0.1:9",
+            "--root",
+            str(ls_root),
+            "--out",
+            str(run.annotations_path),
+        ],
+    )
+    assert r.exit_code == 1 and "unreachable" in r.output
+    assert "Traceback" not in r.output and "s3cret-token" not in r.output
+    assert sha256_file(run.annotations_path) == digest
+    paths = protocol_paths(ls_root)
+    assert json.loads((ls_root / "annotation" / "state.json").read_text())["projects"]
+    assert paths["labels"].exists()
