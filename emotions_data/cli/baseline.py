@@ -228,6 +228,11 @@ def evaluate(
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Also write the probabilities as JSON here."
 )
+@click.option(
+    "--prepare-config",
+    type=click.Path(path_type=Path),
+    help="The prepare YAML the training data was prepared with (default: prepare's defaults).",
+)
 @click.option("--device", type=DEVICES, help="cuda or cpu (default: cuda when available).")
 @click.option(
     "--json",
@@ -241,6 +246,7 @@ def predict(
     videos: tuple[Path, ...],
     checkpoint: Path,
     out: Path | None,
+    prepare_config: Path | None,
     device: str | None,
     json_out: str | None,
 ) -> None:
@@ -252,7 +258,9 @@ def predict(
     """
     from emotions_data.baselines.avcpnet.predict import predict_videos
 
-    rows = predict_videos(checkpoint, list(videos), device=device, out=out)
+    rows = predict_videos(
+        checkpoint, list(videos), device=device, out=out, prepare_config=prepare_config
+    )
     if json_out is not None:
         emit_json(rows, json_out)
         return

@@ -58,6 +58,8 @@ def test_sample_shapes_and_determinism(dataset_root: Path) -> None:
     assert sample["video"].dtype == torch.uint8
     assert tuple(sample["video"].shape) == (4, 4, 32, 32, 3)
     assert tuple(sample["audio"].shape) == (4, 64, 16)
+    angle, brightness = sample["aug"].tolist()
+    assert abs(angle) <= CFG.max_rotation_deg and abs(brightness - 1) <= CFG.max_brightness
     again = train[0]
     assert again is not None and torch.equal(
         sample["video"], again["video"]
@@ -68,6 +70,7 @@ def test_sample_shapes_and_determinism(dataset_root: Path) -> None:
     evaluation = CacheClipDataset(items, dataset_root, CFG, train=False)
     a, b = evaluation[0], evaluation[0]
     assert a is not None and b is not None and torch.equal(a["video"], b["video"])
+    assert a["aug"].tolist() == [0.0, 1.0]
 
 
 def test_missing_and_corrupt_caches_are_skipped_and_counted(tmp_path: Path) -> None:
@@ -100,3 +103,17 @@ def test_labels_follow_the_manifest_taxonomy(dataset_root: Path) -> None:
     items: SplitItems = load_split(dataset_root / "variants", "val", dataset_root)
     tax = load_taxonomy()
     assert [tax.classes[i] for i in items.labels] == ["excitation", "fear", "neutral"]
+
+
+def test_photometric_rotates_and_scales_on_the_device() -> None:
+    from emotions_data.baselines.avcpnet.data import photometric
+
+    video = torch.full((2, 1, 1, 8, 8, 3), 100, dtype=torch.uint8)
+    video[1, ..., :, :4, :] = 0  # left half dark
+    same = photometric(video, torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+    assert same is video  # evaluation: untouched
+    out = photometric(video, torch.tensor([[0.0, 0.5], [180.0, 1.0]]))
+    assert out.dtype == torch.float32
+    assert torch.allclose(out[0], torch.full_like(out[0], 50.0))
+    # a half-turn moves the dark half to the right
+    assert out[1, 0, 0, 4, :4, 0].mean() > 90 and out[1, 0, 0, 4, 4:, 0].mean() < 10

@@ -110,15 +110,21 @@ def _audio_chunks(
     return out
 
 
-def _spatial(
+def spatial_transform(
     frames: Tensor, size: int, rng: np.random.Generator | None, config: DataConfig
-) -> Tensor:
-    """Crop/resize/augment (N, H, W, 3) uint8 frames with one draw for the whole video."""
+) -> tuple[Tensor, Tensor]:
+    """Crop/resize/flip (N, H, W, 3) uint8 frames with one draw for the whole video.
+
+    Returns the frames and ``(angle_deg, brightness)``: rotation and brightness are drawn here
+    but applied to the whole batch on the training device (``photometric``), where they are
+    cheap, instead of per clip in a loader worker, where they cost more than everything else.
+    """
     from torchvision.transforms.v2 import functional as TF
 
     x = frames.permute(0, 3, 1, 2)  # (N, 3, H, W)
     h, w = x.shape[-2:]
     side = min(h, w)
+    aug = torch.tensor([0.0, 1.0])
     if rng is None:
         crop = side
         top, left = (h - crop) // 2, (w - crop) // 2
@@ -129,17 +135,35 @@ def _spatial(
         left = [(w - crop) // 2, 0, w - crop, 0, w - crop][corner]
     x = x[..., top : top + crop, left : left + crop]
     if crop != size:
-        x = TF.resize(x, [size, size], antialias=True)
+        x = TF.resize(x, [size, size], antialias=crop > size)
     if rng is not None:
         if rng.random() < 0.5:
             x = TF.horizontal_flip(x)
         angle = float(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg))
-        if config.max_rotation_deg > 0:
-            x = TF.rotate(x, angle)
         factor = 1.0 + float(rng.uniform(-config.max_brightness, config.max_brightness))
-        if config.max_brightness > 0:
-            x = TF.adjust_brightness(x, factor)
-    return x.permute(0, 2, 3, 1).contiguous()
+        aug = torch.tensor([angle, factor])
+    return x.permute(0, 2, 3, 1).contiguous(), aug
+
+
+def photometric(video: Tensor, aug: Tensor) -> Tensor:
+    """Rotate each video by its angle and scale its brightness, on whatever device it is.
+
+    ``video`` uint8 (B, S, F, H, W, 3), ``aug`` (B, 2) of (angle_deg, brightness). Returns a
+    float tensor in [0, 255] (the model accepts uint8 or float), or the input unchanged when
+    no sample is augmented (evaluation).
+    """
+    angle, factor = aug[:, 0].float(), aug[:, 1].float()
+    if bool(torch.all(angle == 0)) and bool(torch.all(factor == 1)):
+        return video
+    b, s, f, h, w, c = video.shape
+    x = video.permute(0, 1, 2, 5, 3, 4).reshape(b, s * f * c, h, w).float()
+    rad = torch.deg2rad(angle)
+    cos, sin, zero = torch.cos(rad), torch.sin(rad), torch.zeros_like(rad)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, [b, s * f * c, h, w], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = (x * factor.view(b, 1, 1, 1)).clamp_(0, 255)
+    return x.reshape(b, s, f, c, h, w).permute(0, 1, 2, 4, 5, 3)
 
 
 class CacheClipDataset(Dataset[dict[str, Any] | None]):
@@ -198,12 +222,13 @@ class CacheClipDataset(Dataset[dict[str, Any] | None]):
             clips.append(np.asarray(entry.frames[seg, _frame_indices(fc, cfg.frames, start)]))
         frames = torch.from_numpy(np.stack(clips))  # (S, F, H, W, 3)
         s, f, h, w, _ = frames.shape
-        video = _spatial(frames.reshape(s * f, h, w, 3), cfg.size, rng, cfg)
+        video, aug = spatial_transform(frames.reshape(s * f, h, w, 3), cfg.size, rng, cfg)
         feature = entry.mfcc if cfg.audio_feature == "mfcc" else entry.logmel
         audio = _audio_chunks(np.asarray(feature), sc, segments.tolist(), cfg.audio_chunk)
         return {
             "video": video.reshape(s, f, cfg.size, cfg.size, 3),
             "audio": audio,
+            "aug": aug,
             "label": self.items.labels[index],
             "index": index,
         }
@@ -213,6 +238,7 @@ class CacheClipDataset(Dataset[dict[str, Any] | None]):
 class Batch:
     video: Tensor
     audio: Tensor
+    aug: Tensor
     label: Tensor
     index: Tensor
     skipped: list[str]
@@ -227,10 +253,11 @@ def collate(samples: list[dict[str, Any] | None]) -> Batch:
     skipped = [str(s["skipped"]) for s in samples if s is not None and "skipped" in s]
     if not good:
         empty = torch.zeros(0)
-        return Batch(empty, empty, empty.long(), empty.long(), skipped)
+        return Batch(empty, empty, empty, empty.long(), empty.long(), skipped)
     return Batch(
         video=torch.stack([s["video"] for s in good]),
         audio=torch.stack([s["audio"] for s in good]),
+        aug=torch.stack([s["aug"] for s in good]),
         label=torch.tensor([s["label"] for s in good], dtype=torch.long),
         index=torch.tensor([s["index"] for s in good], dtype=torch.long),
         skipped=skipped,

@@ -1,6 +1,6 @@
 """AV-CPNet: Video Swin-T per snippet + a ResNet-style audio CNN per chunk, two-stage fusion.
 
-Inputs: ``video`` uint8 (B, S, F, H, W, 3) (kept uint8 so the loader moves 4x fewer bytes;
+Inputs: ``video`` uint8 or float in [0, 255], (B, S, F, H, W, 3) (uint8 from the loader moves 4x fewer bytes;
 normalised here) and ``audio`` float32 (B, S, n_bins, T_chunk). Output: a dict of logits,
 ``logits`` (fused), ``logits_visual``, ``logits_audio`` and optionally ``logits_polarity``.
 """

@@ -20,30 +20,6 @@ from emotions_data.schema.errors import ConfigError
 from emotions_data.schema.taxonomy import Taxonomy
 
 
-def _build_cache(media: Path, folder: Path, video_id: str, config: BaselineConfig) -> None:
-    """Prefer prepare's own cache builder; fall back to the minimal PyAV one without it."""
-    try:
-        from emotions_data.ingest.prepare import build_cache_for_file  # type: ignore[import-not-found,attr-defined,unused-ignore]
-    except ImportError:
-        build_cache_for_file = None
-    if build_cache_for_file is not None:
-        try:
-            build_cache_for_file(media, folder, video_id, None)
-            return
-        except TypeError:  # an incompatible signature: use the minimal builder below
-            pass
-    from emotions_data.baselines.avcpnet.decode import build_cache_minimal
-
-    build_cache_minimal(
-        media,
-        folder,
-        video_id,
-        segments=config.data.snippets,
-        frames_per_segment=config.data.frames,
-        short_side=max(config.data.size, 32),
-    )
-
-
 def _video_id(path: Path, taken: set[str]) -> str:
     base = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem) or "video"
     name, n = base, 1
@@ -62,8 +38,15 @@ def predict_videos(
     device: str | None = None,
     work_dir: str | Path | None = None,
     out: str | Path | None = None,
+    prepare_config: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per video: its path, the predicted class and each class's probability."""
+    """One row per video: its path, the predicted class and each class's probability.
+
+    Each file's cache is built by prepare's own ``build_cache_for_file`` (pass the prepare
+    config the training data was prepared with; default: prepare's defaults).
+    """
+    from emotions_data.ingest.prepare import build_cache_for_file
+
     if not videos:
         raise ConfigError("predict needs at least one video file")
     missing = [str(v) for v in videos if not Path(v).is_file()]
@@ -82,7 +65,7 @@ def predict_videos(
         ids = []
         for video in videos:
             video_id = _video_id(Path(video), taken)
-            _build_cache(Path(video), cache_dir(root, video_id), video_id, config)
+            build_cache_for_file(video, cache_dir(root, video_id), video_id, prepare_config)
             ids.append(video_id)
         items = SplitItems(ids, [0] * len(ids), tax, Path("-"))
         dataset = CacheClipDataset(items, root, config.data, train=False)

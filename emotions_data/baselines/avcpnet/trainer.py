@@ -37,6 +37,7 @@ from emotions_data.baselines.avcpnet.data import (
     SplitItems,
     collate,
     load_split,
+    photometric,
     worker_init,
 )
 from emotions_data.baselines.avcpnet.distributed import (
@@ -158,7 +159,7 @@ def train_one_epoch(
         group_size = min(opt.accumulation, n_micro - group_start)
         last_of_group = i == group_start + group_size - 1
         if len(batch):
-            video = batch.video.to(device, non_blocking=True)
+            video = photometric(batch.video.to(device, non_blocking=True), batch.aug.to(device))
             audio = batch.audio.to(device, non_blocking=True)
             target = batch.label.to(device, non_blocking=True)
             sync: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
