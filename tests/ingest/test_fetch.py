@@ -192,3 +192,14 @@ def test_cli_errors(tmp_path: Path) -> None:
         main, ["fetch", str(good), "--out", str(tmp_path / "r"), "--profile", str(prof)]
     )
     assert result.exit_code == 1 and "unknown setting(s) cookie" in result.output
+
+
+def test_file_urls_need_the_flag(site: Path, tmp_path: Path) -> None:
+    urls = pd.DataFrame({"url": [(site / "red.mp4").as_uri()]})
+    refused = fetch(urls, tmp_path, progress=False, executor="serial")
+    assert refused.by_error == {"unsupported_url": 1}
+    assert not (tmp_path / "media").exists()
+    allowed = fetch(
+        urls, tmp_path, progress=False, executor="serial", allow_file_urls=True, retry_failed=True
+    )
+    assert allowed.by_status == {"ok": 1} and len(list((tmp_path / "media").rglob("*.mp4"))) == 1

@@ -1,0 +1,151 @@
+"""Throughput of ``emotions-data prepare`` next to the bare ffprobe + ffmpeg command lines.
+
+Both sides get the same generated portrait clips (720x1280, 30 fps, 15 s, h264 + aac) and the
+same parallelism (``--workers`` processes, single-threaded codecs):
+
+* bare tools: per clip ``ffprobe`` (streams + format as JSON), then one ``ffmpeg`` that
+  transcodes to short side 360, 15 fps, x264 veryfast crf 23 + aac, and extracts a 16 kHz mono
+  WAV: only the probe, the transcode and the audio extraction;
+* prepare: all of it (probe, filters, sha256 + perceptual hash, normalise, audio, the training
+  cache of 16 x 8 frames at 128 px and log-mel/MFCC features, the manifest).
+
+Prints videos per second per core for both and the ratio (goal: at least 0.9), plus the time
+of a second, idempotent prepare run.
+
+    .venv/bin/python benchmarks/prepare.py --clips 4 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+from emotions_data.ingest.prepare import PrepareConfig, prepare
+from emotions_data.schema.atomic import sha256_file
+from emotions_data.schema.io import write_manifest
+from emotions_data.testing.media import make_clip
+
+
+def make_clips(folder: Path, n: int, duration: float) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(n):
+        path = folder / f"clip{i}.mp4"
+        if not path.exists():
+            # a moving test card; the tone differs so no two files are byte-identical
+            make_clip(
+                path,
+                width=720,
+                height=1280,
+                duration=duration,
+                fps=30,
+                tone_hz=300.0 + 50 * i,
+                crf=23,
+            )
+        clips.append(path)
+    return clips
+
+
+def bare_one(src: Path, out: Path, conf: PrepareConfig) -> None:
+    probe = ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(src)]
+    subprocess.run(probe, capture_output=True, check=True)
+    threads = str(conf.threads)
+    args = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    args += ["-filter_complex_threads", threads, "-filter_threads", threads, "-i", str(src)]
+    args += ["-vf", f"fps={conf.fps:g},scale={conf.short_side}:-2", "-c:v", conf.video_codec]
+    args += [
+        "-preset",
+        conf.preset,
+        "-crf",
+        str(conf.crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-threads",
+        threads,
+    ]
+    args += ["-c:a", conf.audio_codec, "-b:a", conf.audio_bitrate, str(out / f"{src.stem}.mp4")]
+    args += ["-map", "0:a", "-ac", "1", "-ar", str(conf.sample_rate), "-c:a", "pcm_s16le"]
+    args += [str(out / f"{src.stem}.wav")]
+    subprocess.run(args, capture_output=True, check=True)
+
+
+def run_bare(clips: list[Path], out: Path, workers: int, conf: PrepareConfig) -> float:
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda c: bare_one(c, out, conf), clips))
+    return time.perf_counter() - started
+
+
+def make_root(clips: list[Path], root: Path) -> Path:
+    media = root / "media" / "bench"
+    media.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for clip in clips:
+        shutil.copy(clip, media / clip.name)
+        rows.append(
+            {
+                "video_id": f"bench-{clip.stem}",
+                "platform": "bench",
+                "source_url": f"file://{clip}",
+                "status": "ok",
+                "media_path": f"media/bench/{clip.name}",
+                "sha256": sha256_file(clip),
+                "bytes": clip.stat().st_size,
+            }
+        )
+    return write_manifest(pd.DataFrame(rows), root / "videos.parquet", "videos")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--work", type=Path, help="Keep clips here between runs (default: temp).")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
+    conf = PrepareConfig()
+    t = time.perf_counter()
+    clips = make_clips(work / "clips", args.clips, args.duration)
+    print(
+        f"{len(clips)} clips 720x1280 30 fps {args.duration:g} s ready ({time.perf_counter() - t:.1f} s)"
+    )
+
+    shutil.rmtree(work / "bare", ignore_errors=True)
+    bare_s = run_bare(clips, work / "bare", args.workers, conf)
+    root = work / "root"
+    shutil.rmtree(root, ignore_errors=True)
+    make_root(clips, root)
+    t = time.perf_counter()
+    summary = prepare(root, config=conf, workers=args.workers, progress=False)
+    ours_s = time.perf_counter() - t
+    assert summary.by_status.get("ok", 0) + summary.by_status.get("duplicate", 0) == len(clips), (
+        summary
+    )
+    t = time.perf_counter()
+    again = prepare(root, config=conf, workers=args.workers, progress=False)
+    again_s = time.perf_counter() - t
+    assert again.processed == 0 and not again.changed
+
+    n, w = len(clips), args.workers
+    bare_rate, ours_rate = n / bare_s / w, n / ours_s / w
+    print(f"workers: {w} processes, codec threads per process: {conf.threads}")
+    print(f"{'':34} {'wall s':>8} {'videos/s/core':>14}")
+    print(f"{'bare ffprobe + ffmpeg':34} {bare_s:8.2f} {bare_rate:14.3f}")
+    print(f"{'emotions-data prepare (all of it)':34} {ours_s:8.2f} {ours_rate:14.3f}")
+    print(f"ratio prepare / bare tools: {ours_rate / bare_rate:.2f} (goal >= 0.9)")
+    print(f"second (idempotent) prepare run: {again_s:.2f} s, processed {again.processed}")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
