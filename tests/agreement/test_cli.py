@@ -96,3 +96,26 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     assert code == 1 and "annotations" in err and "Traceback" not in err
     code, _, err = _run("agreement", str(csv), "--by", "colour")
     assert code == 1 and "--by colour is not supported" in err
+
+
+def test_stage_filter_and_groups_manifest(annotations: Path, tmp_path: Path) -> None:
+    groups = pd.DataFrame(
+        {
+            "annotator_id": [f"w{i}" for i in range(10)],
+            "group_id": ["G1"] * 3 + ["G2"] * 7,
+            "leader": [True] + [False] * 2 + [True] + [False] * 6,
+            "active": [True] * 10,
+        }
+    )
+    groups_path = write_manifest(groups, tmp_path / "groups.parquet", "groups")
+    code, out, err = _run("agreement", str(annotations), "--stage", "primary", "--by", "group,annotator",
+                          "--groups", str(groups_path), "--json", "-")  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["stages"] == ["primary"]
+    assert data["n_items"] + data["n_items_unpairable"] == 250
+    assert [row["group_id"] for row in data["per_group"]] == ["G1", "G2"]
+    assert sum(row["n_judgements"] for row in data["per_group"]) == data["n_judgements"]
+    assert {row["group_id"] for row in data["per_annotator"]} == {"G1", "G2"}
+    code, _, err = _run("agreement", str(annotations), "--stage", "expert")
+    assert code == 1 and "stage(s) ['expert'] have no judgements" in err
