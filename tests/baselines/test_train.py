@@ -194,15 +194,8 @@ def test_ddp_two_gloo_processes_match_single_process(
         "optim.accumulation=2",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run(
-        [str(script), *args, "--out", str(tmp_path / "single")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert single.returncode == 0, single.stderr[-2000:]
+    config = load_config(TINY, FAST)
+    fit(manifest, root, config, tmp_path / "single", device="cpu", seed=0)
     ddp = subprocess.run(
         [
             sys.executable,
@@ -227,6 +220,8 @@ def test_ddp_two_gloo_processes_match_single_process(
     two = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert load_checkpoint(tmp_path / "ddp" / "last.pt")["world_size"] == 2
     for a, b in zip(one["epochs"], two["epochs"], strict=True):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
-        assert a["val"]["accuracy"] == pytest.approx(b["val"]["accuracy"], abs=1 / 6 + 1e-9)
-        assert a["val"]["n"] == b["val"]["n"] == 6
+        # the same global batches, averaged gradients: equal up to float reduction order
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["lr"] == pytest.approx(b["lr"], rel=1e-9)
+        assert a["val"] == pytest.approx(b["val"], abs=1e-9)
+        assert a["val"]["n"] == 6
