@@ -181,7 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     for n in args.sizes:
         n_boot = args.bootstrap if n <= args.bootstrap_max_items else 0
-        run(n, args.repeat if n <= 100_000 else 1, n_boot, args.slow_repeat)
+        run(n, args.repeat if n <= 100_000 else min(args.repeat, 3), n_boot, args.slow_repeat)
 
 
 if __name__ == "__main__":
