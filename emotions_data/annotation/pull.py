@@ -15,9 +15,10 @@ import pandas as pd
 
 from emotions_data.annotation.client import USER_DOMAIN, Client
 from emotions_data.annotation.exports import ParseReport, load_export_file, parse_export
+from emotions_data.annotation.localdb import database_path, read_project_tasks
 from emotions_data.annotation.protocol import Protocol
 from emotions_data.annotation.server import Server
-from emotions_data.annotation.state import State
+from emotions_data.annotation.state import State, project_key
 from emotions_data.annotation.store import (
     read_annotations,
     replace_stage,
@@ -50,6 +51,9 @@ class PullResult:
             "projects": self.projects,
             **{f"count_{k}": v for k, v in self.report.to_dict().items()},
         }
+
+
+VIA = ("auto", "api", "database")
 
 
 def outside_path(out: Path) -> Path:
@@ -90,7 +94,13 @@ def pull_stage(
     *,
     groups: pd.DataFrame | None = None,
     strict: bool = False,
+    via: str = "auto",
 ) -> PullResult:
+    """The stage's judgements into ``out`` (replacing the stage's earlier rows).
+
+    ``via``: ``database`` reads the embedded server's SQLite (fast), ``api`` uses export
+    snapshots (any server), ``auto`` the first that applies.
+    """
     stage = protocol.stage(stage_name)
     state = State.load(root)
     projects = state.stage_projects(stage.name)
@@ -100,6 +110,11 @@ def pull_stage(
         raise ConfigError(
             f"stage {stage.name!r} was pushed to {state.server_url}, not {server.identity}"
         )
+    if via not in VIA:
+        raise ConfigError(f"--via {via!r} is not allowed; allowed: {', '.join(VIA)}")
+    db = database_path(server.data_dir) if via != "api" else None
+    if via == "database" and db is None:
+        raise ConfigError("--via database needs the embedded server (no database for this server)")
     client = Client(server)
     # Accounts made by ``push`` carry the annotator id in their e-mail: the state may lag.
     names = {
@@ -117,7 +132,7 @@ def pull_stage(
     report = ParseReport()
     inside, outside = [], []
     for group, pid in sorted(projects.items()):
-        tasks = client.export_tasks(pid)
+        tasks = read_project_tasks(db, pid) if db is not None else client.export_tasks(pid)
         frame, rep = parse_export(
             tasks,
             stage=stage.name,
@@ -130,8 +145,10 @@ def pull_stage(
             strict=strict,
         )
         report.add(rep)
-        if members is not None:
-            ok = frame["annotator_id"].isin(members.get(group, set()))
+        pushed_to = set(state.members.get(project_key(stage.name, group), []))
+        if members is not None or pushed_to:
+            allowed = pushed_to | (members or {}).get(group, set())
+            ok = frame["annotator_id"].isin(allowed)
         else:
             ok = ~frame["annotator_id"].str.startswith("ls-user-")
         inside.append(frame[ok])

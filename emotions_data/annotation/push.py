@@ -204,11 +204,13 @@ def push_stage(
         # Users first: a new group member must exist before anyone pulls this stage.
         state.users.update(client.ensure_users(members, state.users))
         state.save()
+        key = project_key(stage.name, group)
+        # Who belonged to the group when it got these tasks: a later move is not an outsider.
+        state.members[key] = sorted(set(state.members.get(key, [])) | set(members))
         pid = ensure_project(client, state, protocol, stage, group, overlap)
         result.projects[group] = pid
         for folder in media_folders(by_id.loc[[v for v in vids if v in by_id.index]], server, root):
             client.ensure_local_storage(pid, str(folder))
-        key = project_key(stage.name, group)
         known = state.tasks.setdefault(key, {})
         if not set(vids) <= set(known):
             # The state may lag the server (a crash after an import): ask the project itself.

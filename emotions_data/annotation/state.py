@@ -34,6 +34,8 @@ class State:
     users: dict[str, int] = field(default_factory=dict)
     projects: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: "stage/group" -> the group's active annotators when the stage was pushed
+    members: dict[str, list[str]] = field(default_factory=dict)
     #: stage -> group -> video ids
     assignments: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
@@ -56,6 +58,7 @@ class State:
                 str(k): {str(v): int(t) for v, t in m.items()}
                 for k, m in (data.get("tasks") or {}).items()
             },
+            members={str(k): [str(a) for a in v] for k, v in (data.get("members") or {}).items()},
             assignments={
                 str(s): {str(g): [str(v) for v in vids] for g, vids in groups.items()}
                 for s, groups in (data.get("assignments") or {}).items()
@@ -69,6 +72,7 @@ class State:
             "users": dict(sorted(self.users.items())),
             "projects": dict(sorted(self.projects.items())),
             "tasks": {k: dict(sorted(v.items())) for k, v in sorted(self.tasks.items())},
+            "members": dict(sorted(self.members.items())),
             "assignments": self.assignments,
         }
         atomic_write_text(self.path, json.dumps(data, indent=1) + "\n")

@@ -214,6 +214,13 @@ def push(
     is_flag=True,
     help="Cancelled, empty, multi-choice or unknown-label annotations are an error.",
 )
+@click.option(
+    "--via",
+    type=click.Choice(["auto", "api", "database"]),
+    default="auto",
+    show_default=True,
+    help="database: read the embedded server's SQLite (fast); api: export snapshots (any server).",
+)
 @PROTOCOL
 @ROOT
 @LS_URL
@@ -223,6 +230,7 @@ def pull(
     out: Path,
     groups: Path | None,
     strict: bool,
+    via: str,
     protocol: str,
     root: Path,
     ls_url: str | None,
@@ -247,6 +255,7 @@ def pull(
         out,
         groups=_groups(groups),
         strict=strict,
+        via=via,
     )
     _report_pull(result)
     emit_json(result.to_dict(), json_out)

@@ -151,6 +151,13 @@ def test_pull_twice_gives_the_same_file_and_push_twice_no_tasks(
     )
     assert r.exit_code == 0, r.output
     assert "unchanged" in r.output and sha256_file(run.annotations_path) == digest
+    # the fast database read and the export snapshot give the same rows
+    via_api = ls_root / "via-api.parquet"
+    groups_df = read_manifest(run.groups_path, "groups").df
+    pull_stage(ls_root, ls_server, load_protocol(), "primary", via_api, groups=groups_df, via="api")
+    pulled = read_manifest(run.annotations_path, "annotations").df
+    pulled = pulled[pulled["stage"] == "primary"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(read_manifest(via_api, "annotations").df, pulled)
     groups = read_manifest(run.groups_path, "groups").df
     again = push_stage(
         ls_root, ls_server, load_protocol(), "primary", _videos(ls_root, N_VIDEOS, media=3), groups
