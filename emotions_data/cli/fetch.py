@@ -38,10 +38,16 @@ def summary_table(by_status: dict[str, int], by_error: dict[str, int]) -> str:
 @click.option("--allow-file-urls", is_flag=True, help="Also accept file: URLs (local tests).")
 @click.option(
     "--executor",
-    type=click.Choice(["local", "serial"]),
+    type=click.Choice(["local", "serial", "ray"]),
     default="local",
     show_default=True,
-    help="local: a process pool; serial: in this process.",
+    help="local: a process pool; serial: in this process; ray: Ray Data (pip install "
+    "'emotions-data[distributed]').",
+)
+@click.option(
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    help="Ray cluster to join with --executor ray (default: $RAY_ADDRESS, else a local one).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "json_out", help="Also write the summary as JSON here ('-': stdout).")
@@ -53,6 +59,7 @@ def fetch(
     retry_failed: bool,
     allow_file_urls: bool,
     executor: str,
+    ray_address: str | None,
     no_progress: bool,
     json_out: str | None,
 ) -> None:
@@ -79,6 +86,7 @@ def fetch(
         allow_file_urls=allow_file_urls,
         progress=not no_progress,
         executor=executor,
+        ray_address=ray_address,
     )
     click.echo(
         f"fetched {summary.downloaded} new, skipped {summary.skipped} done, "

@@ -25,10 +25,16 @@ from emotions_data.cli.fetch import summary_table
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--executor",
-    type=click.Choice(["local", "serial"]),
+    type=click.Choice(["local", "serial", "ray"]),
     default="local",
     show_default=True,
-    help="local: a process pool; serial: in this process.",
+    help="local: a process pool; serial: in this process; ray: Ray Data (pip install "
+    "'emotions-data[distributed]').",
+)
+@click.option(
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    help="Ray cluster to join with --executor ray (default: $RAY_ADDRESS, else a local one).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "json_out", help="Also write the summary as JSON here ('-': stdout).")
@@ -37,6 +43,7 @@ def prepare(
     config: Path | None,
     workers: int,
     executor: str,
+    ray_address: str | None,
     no_progress: bool,
     json_out: str | None,
 ) -> None:
@@ -53,7 +60,12 @@ def prepare(
     from emotions_data.ingest.prepare import prepare as run_prepare
 
     summary = run_prepare(
-        root, config=config, workers=workers, progress=not no_progress, executor=executor
+        root,
+        config=config,
+        workers=workers,
+        progress=not no_progress,
+        executor=executor,
+        ray_address=ray_address,
     )
     click.echo(
         f"prepared {summary.processed}, already done {summary.skipped}, "

@@ -10,7 +10,8 @@ section 6) without change.
 not once per video. It forks: ``spawn``/``forkserver`` would re-import the caller's
 ``__main__`` in every worker (breaking scripts without a ``__main__`` guard and stdin), and
 the per-item functions use no torch or OpenMP state that forking could break.
-``serial`` runs in the calling process (debugging, tiny inputs).
+``serial`` runs in the calling process (debugging, tiny inputs). ``ray`` runs the same
+functions on Ray Data (``executor_ray``), on a local Ray instance or an existing cluster.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from emotions_data.schema.errors import ConfigError
+from emotions_data.schema.errors import ConfigError, ServiceError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-EXECUTORS = ("local", "serial")
+EXECUTORS = ("local", "serial", "ray")
 
 
 def check_executor(name: str) -> str:
@@ -43,16 +45,32 @@ def run_tasks(
     executor: str = "local",
     group_of: Callable[[T], Hashable] | None = None,
     group_caps: Mapping[Any, int] | None = None,
+    ray_address: str | None = None,
+    max_retries: int = 3,
 ) -> Iterator[R]:
     """Yield ``fn(task)`` for every task, in completion order.
 
     ``group_of``/``group_caps`` cap how many tasks of one group (e.g. one platform) run at
     once, so one site's rate limit does not hold back the others. Closing the iterator early
-    cancels the tasks not yet started.
+    cancels the tasks not yet started. ``ray_address``/``max_retries`` apply to ``ray`` only
+    (``max_retries``: how often Ray re-runs an item whose worker died).
     """
     check_executor(executor)
     pending: deque[T] = deque(tasks)
     if not pending:
+        return
+    if executor == "ray":
+        from emotions_data.ingest.executor_ray import run_on_ray
+
+        yield from run_on_ray(
+            fn,
+            list(pending),
+            workers=workers,
+            group_of=group_of,
+            group_caps=group_caps,
+            address=ray_address,
+            max_retries=max_retries,
+        )
         return
     if executor == "serial" or workers <= 0:
         while pending:
@@ -87,7 +105,16 @@ def run_tasks(
                 for future in done:
                     group = running.pop(future)
                     in_group[group] -= 1
-                    yield future.result()
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        # a worker was killed (out of memory, kill -9): what finished is kept
+                        # by the caller's manifest; a re-run resumes from there
+                        raise ServiceError(
+                            "a worker process died (killed or out of memory); "
+                            "finished items are saved, run the command again to resume"
+                        ) from None
+                    yield result
         finally:
             for future in running:
                 future.cancel()

@@ -172,7 +172,8 @@ class _ManifestBook:
         ):
             return
         started = time.monotonic()
-        df = pd.DataFrame(list(self.rows.values()))
+        # sorted by id: the same file whatever order parallel downloads finished in
+        df = pd.DataFrame(sorted(self.rows.values(), key=lambda r: str(r["video_id"])))
         declared = [c for c in VIDEOS.column_names if c in df.columns]
         df = df[declared + [c for c in df.columns if c not in declared]]
         write_manifest(df, self.path, "videos", params=self.params)
@@ -191,6 +192,7 @@ def fetch(
     allow_file_urls: bool = False,
     progress: bool = True,
     executor: str = "local",
+    ray_address: str | None = None,
 ) -> FetchSummary:
     """Download every URL of ``urls`` into ``root`` and write ``root/videos.parquet``."""
     started = time.monotonic()
@@ -258,7 +260,7 @@ def fetch(
                 allow_file_urls=allow_file_urls,
             )
         )
-    downloaded = 0
+    downloaded = failed = 0
     caps = prof.concurrency_caps()
     pool_size = min(workers, prof.default.concurrency or workers, max(1, len(tasks)))
     bar = _progress_bar(len(tasks), progress)
@@ -268,12 +270,15 @@ def fetch(
             tasks,
             workers=pool_size,
             executor=executor,
+            ray_address=ray_address,
             group_of=lambda t: platform_of.get(t.url),
             group_caps=caps,
         ):
             downloaded += res.status == "ok"
+            failed += res.status != "ok"
             book.add(_result_row(res, carried.get(res.url, {})))
             book.flush()
+            bar.set_postfix(failed=failed, refresh=False)
             bar.update(1)
     finally:
         bar.close()

@@ -433,6 +433,7 @@ def prepare(
     workers: int = 2,
     progress: bool = True,
     executor: str = "local",
+    ray_address: str | None = None,
 ) -> PrepareSummary:
     """Probe, filter, deduplicate, normalise and cache the videos of ``root/videos.parquet``."""
     started = time.monotonic()
@@ -499,6 +500,7 @@ def prepare(
 
     by_id = {str(r["video_id"]): r for r in book.rows}
     bar = _progress_bar(len(tasks), progress)
+    failed = 0
     try:
         for res in run_tasks(
             prepare_one, tasks, workers=min(workers, max(1, len(tasks))), executor=executor
@@ -520,6 +522,8 @@ def prepare(
                 )
             row.update(values)
             book.flush()
+            failed += res.status == "failed"
+            bar.set_postfix(failed=failed, refresh=False)
             bar.update(1)
     except BaseException:
         book.flush(force=True)  # keep what is done (Ctrl-C, a broken pool)

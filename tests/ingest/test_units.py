@@ -152,4 +152,4 @@ def test_executors_run_every_task_once() -> None:
     )
     assert [v for _, v in capped] == [0, 1, 4, 9]
     with pytest.raises(ConfigError, match="unknown executor"):
-        list(run_tasks(_pid_and_value, [1], executor="ray"))
+        list(run_tasks(_pid_and_value, [1], executor="dask"))
