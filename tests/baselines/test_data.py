@@ -82,11 +82,14 @@ def test_missing_and_corrupt_caches_are_skipped_and_counted(tmp_path: Path) -> N
     (root / "cache" / "train-1-1" / FRAMES_FILE).write_bytes(b"\x93NUMPY garbage")
     items = load_split(root / "variants" / "full.parquet", "train", root)
     assert items.missing == ["train-0-0"]
-    assert len(items.video_ids) == 3
+    assert items.corrupt == ["train-1-1"]  # found by the up-front check
+    assert items.video_ids == ["train-0-1", "train-1-0"]
+    # broken after the check (e.g. the disk): skipped at load time, never a crash
+    (root / "cache" / "train-1-0" / FRAMES_FILE).write_bytes(b"truncated")
     dataset = CacheClipDataset(items, root, CFG, train=True)
     batch = collate([dataset[i] for i in range(len(dataset))])
-    assert batch.skipped == ["train-1-1"]
-    assert len(batch) == 2 and batch.video.shape[0] == 2
+    assert batch.skipped == ["train-1-0"]
+    assert len(batch) == 1 and batch.video.shape[0] == 1
 
 
 def test_variant_resolution_and_empty_split(tmp_path: Path) -> None:

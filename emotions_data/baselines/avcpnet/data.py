@@ -35,13 +35,14 @@ CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
 
 @dataclass
 class SplitItems:
-    """The rows of one split whose cache exists, plus those left out because it does not."""
+    """The rows of one split with a readable cache, plus those left out (missing or corrupt)."""
 
     video_ids: list[str]
     labels: list[int]
     taxonomy: Taxonomy
     manifest: Path
     missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
 
 
 def resolve_variant(variant: str | Path) -> Path:
@@ -63,21 +64,33 @@ def cache_dir(root: str | Path, video_id: str) -> Path:
 
 
 def load_split(variant: str | Path, split: str, root: str | Path) -> SplitItems:
-    """Read the ``split`` rows of a variant manifest; rows without a cache are counted, not used."""
+    """Read the ``split`` rows of a variant manifest; rows whose cache is missing or corrupt are
+    counted, not used.
+
+    Each cache is opened memory-mapped (headers and sizes only, cheap), so broken ones are left
+    out before training: under DDP a rank whose whole micro-batch failed at load time would
+    otherwise have nothing to back-propagate. Failures at load time are still skipped.
+    """
     path = resolve_variant(variant)
     manifest = read_manifest(path, "split")
     tax = manifest.taxonomy
     rows = manifest.df[manifest.df["split"] == split]
     if rows.empty:
         raise ManifestError([f"{path}: no rows in split {split!r}"])
-    ids, labels, missing = [], [], []
+    ids, labels, missing, corrupt = [], [], [], []
     for video_id, label in zip(rows["video_id"], rows["label"], strict=True):
-        if (cache_dir(root, video_id) / META_FILE).is_file():
-            ids.append(str(video_id))
-            labels.append(tax.index(str(label)))
-        else:
+        folder = cache_dir(root, video_id)
+        if not (folder / META_FILE).is_file():
             missing.append(str(video_id))
-    return SplitItems(ids, labels, tax, path, missing)
+            continue
+        try:
+            read_cache(folder, mmap=True)
+        except (CacheError, OSError, ValueError):
+            corrupt.append(str(video_id))
+            continue
+        ids.append(str(video_id))
+        labels.append(tax.index(str(label)))
+    return SplitItems(ids, labels, tax, path, missing, corrupt)
 
 
 def _segment_indices(cache_segments: int, snippets: int) -> npt.NDArray[np.int64]:

@@ -114,6 +114,8 @@ def make_loader(
         collate_fn=collate,
         worker_init_fn=worker_init,
         pin_memory=device.type == "cuda",
+        # workers are re-forked each epoch so they see the dataset's new epoch (augmentation
+        # draws depend on it); persistent workers would keep epoch 0's copy
         persistent_workers=False,
     )
 
@@ -149,6 +151,7 @@ def train_one_epoch(
         dataset.set_epoch(epoch)
     n_micro = len(loader)
     loss_sum, seen, skipped = 0.0, 0, set()
+    last_good: Batch | None = None
     started = time.perf_counter()
     bar = _progress(n_micro, f"epoch {epoch + 1} train", progress and info.main)
     optimizer.zero_grad(set_to_none=True)
@@ -158,6 +161,13 @@ def train_one_epoch(
         group_start = (i // opt.accumulation) * opt.accumulation
         group_size = min(opt.accumulation, n_micro - group_start)
         last_of_group = i == group_start + group_size - 1
+        weight = 1.0
+        if len(batch):
+            last_good = batch
+        elif info.distributed and last_good is not None:
+            # every sample of this rank's micro-batch failed to load: a zero-weighted pass keeps
+            # the ranks' gradient all-reduces in step (a rank that skipped would hang the rest)
+            batch, weight = last_good, 0.0
         if len(batch):
             video = photometric(batch.video.to(device, non_blocking=True), batch.aug.to(device))
             audio = batch.audio.to(device, non_blocking=True)
@@ -168,9 +178,10 @@ def train_one_epoch(
             with sync:
                 with _autocast(device, opt.amp):
                     loss = criterion(model(video, audio), target)
-                (loss / group_size).backward()
-            loss_sum += float(loss.detach()) * len(batch)
-            seen += len(batch)
+                (loss * weight / group_size).backward()
+            if weight:
+                loss_sum += float(loss.detach()) * len(batch)
+                seen += len(batch)
         if last_of_group:
             if opt.clip_grad_norm > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), opt.clip_grad_norm)
@@ -420,8 +431,12 @@ def fit(
         skipped={
             "train_missing": train_items.missing,
             "val_missing": val_items.missing,
-            "train_corrupt": sorted({v for h in history for v in h["train"]["skipped"]}),
-            "val_corrupt": sorted({v for h in history for v in h["val"]["skipped"]}),
+            "train_corrupt": sorted(
+                {*train_items.corrupt, *(v for h in history for v in h["train"]["skipped"])}
+            ),
+            "val_corrupt": sorted(
+                {*val_items.corrupt, *(v for h in history for v in h["val"]["skipped"])}
+            ),
         },
         world_size=info.world,
     )
@@ -455,7 +470,11 @@ def _write_metrics(
             "train_missing_cache": train_items.missing,
             "val_missing_cache": val_items.missing,
             "corrupt_cache": sorted(
-                {v for h in history for v in h["train"]["skipped"] + h["val"]["skipped"]}
+                {
+                    *train_items.corrupt,
+                    *val_items.corrupt,
+                    *(v for h in history for v in h["train"]["skipped"] + h["val"]["skipped"]),
+                }
             ),
         },
     }
@@ -498,7 +517,7 @@ def evaluate_checkpoint(
     metrics, predictions = evaluate(
         model, loader, dev, tax, info=info, amp=config.optim.amp, progress=progress
     )
-    metrics["missing"] = items.missing
+    metrics["missing"] = items.missing + items.corrupt
     metrics["split"] = split
     metrics["checkpoint"] = str(checkpoint)
     if info.main:
