@@ -10,9 +10,11 @@ same parallelism (``--workers`` processes, single-threaded codecs):
   cache of 16 x 8 frames at 128 px and log-mel/MFCC features, the manifest).
 
 Prints videos per second per core for both and the ratio (goal: at least 0.9), plus the time
-of a second, idempotent prepare run.
+of a second, idempotent prepare run. ``--executor ray`` also runs prepare on a local Ray
+instance with the same number of CPUs (started before the clock starts, as a cluster would
+be) and prints its ratio to the local pool (goal: at least 0.85).
 
-    .venv/bin/python benchmarks/prepare.py --clips 4 --workers 2
+    .venv/bin/python benchmarks/prepare.py --clips 4 --workers 2 [--executor ray]
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--work", type=Path, help="Keep clips here between runs (default: temp).")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
     conf = PrepareConfig()
@@ -135,13 +138,31 @@ def main() -> None:
     again_s = time.perf_counter() - t
     assert again.processed == 0 and not again.changed
 
+    ray_s = None
+    if args.executor == "ray":
+        from emotions_data.ingest.executor_ray import ensure_ray
+
+        t = time.perf_counter()
+        ensure_ray(None, args.workers)
+        print(f"local Ray instance started in {time.perf_counter() - t:.1f} s (not counted)")
+        ray_root = work / "ray-root"
+        shutil.rmtree(ray_root, ignore_errors=True)
+        make_root(clips, ray_root)
+        t = time.perf_counter()
+        prepare(ray_root, config=conf, workers=args.workers, progress=False, executor="ray")
+        ray_s = time.perf_counter() - t
+
     n, w = len(clips), args.workers
     bare_rate, ours_rate = n / bare_s / w, n / ours_s / w
     print(f"workers: {w} processes, codec threads per process: {conf.threads}")
-    print(f"{'':34} {'wall s':>8} {'videos/s/core':>14}")
-    print(f"{'bare ffprobe + ffmpeg':34} {bare_s:8.2f} {bare_rate:14.3f}")
-    print(f"{'emotions-data prepare (all of it)':34} {ours_s:8.2f} {ours_rate:14.3f}")
+    print(f"{'':38} {'wall s':>8} {'videos/s/core':>14}")
+    print(f"{'bare ffprobe + ffmpeg':38} {bare_s:8.2f} {bare_rate:14.3f}")
+    print(f"{'emotions-data prepare (all of it)':38} {ours_s:8.2f} {ours_rate:14.3f}")
+    if ray_s is not None:
+        print(f"{'emotions-data prepare --executor ray':38} {ray_s:8.2f} {n / ray_s / w:14.3f}")
     print(f"ratio prepare / bare tools: {ours_rate / bare_rate:.2f} (goal >= 0.9)")
+    if ray_s is not None:
+        print(f"ratio ray / local pool: {ours_s / ray_s:.2f} (goal >= 0.85)")
     print(f"second (idempotent) prepare run: {again_s:.2f} s, processed {again.processed}")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)

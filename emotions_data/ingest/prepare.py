@@ -252,6 +252,16 @@ def _scratch(parent: Path, name: str) -> Any:
             parent.rmdir()  # only when no other item is using it
 
 
+def _remove_leftovers(root: Path) -> None:
+    """Temporary files of a killed run (never under a final name, but they take space)."""
+    shutil.rmtree(root / _SCRATCH, ignore_errors=True)
+    for folder in ("normalized", "audio"):
+        for tmp in (root / folder).glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
+    for staging in (root / "cache").glob(".*.partial"):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class PrepareTask:
     video_id: str
@@ -450,7 +460,7 @@ def prepare(
     same_outputs = manifest.meta.params.get("outputs_key") == key
     params = {"config": asdict(conf), "outputs_key": key, "workers": workers}
     book = _Book(path, manifest.df, params)
-    shutil.rmtree(root / _SCRATCH, ignore_errors=True)  # leftovers of a killed run
+    _remove_leftovers(root)
 
     # candidates: every fetched file not already failed; their derived status is recomputed
     cand = [r for r in book.rows if r.get("media_path") and r["status"] != "failed"]

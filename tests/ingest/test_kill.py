@@ -82,6 +82,8 @@ def test_fetch_and_prepare_killed_then_rerun(tmp_path: Path) -> None:
     _kill_when(proc, lambda: (root / "videos.parquet").stat().st_mtime_ns != before)
     for folder in (root / "cache").iterdir():
         assert folder.name.startswith(".") or (folder / "meta.json").exists()
+    for path in _final_files(root / "normalized"):
+        assert probe(path).duration_s > 1.0  # a final name always holds a whole file
     done = subprocess.run(_cli(*args), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "already done 0" not in done.stdout
@@ -90,3 +92,5 @@ def test_fetch_and_prepare_killed_then_rerun(tmp_path: Path) -> None:
     assert sorted(p.name for p in (root / "cache").iterdir()) == sorted(df["video_id"])
     assert len(_final_files(root / "normalized")) == 6
     assert not (root / ".prepare-tmp").exists()
+    leftovers = [p for d in ("normalized", "audio", "cache") for p in (root / d).glob(".*")]
+    assert leftovers == []  # temporary files of the killed run are cleaned up
