@@ -51,7 +51,13 @@ def make_corpus(
     rows: list[dict[str, object]] = []
 
     def clip(
-        name: str, cls: int, *, portrait: bool, audio: bool = True, duration: float | None = None
+        name: str,
+        cls: int,
+        *,
+        variant: int,
+        portrait: bool,
+        audio: bool = True,
+        duration: float | None = None,
     ) -> str:
         rel = f"clips/{name}.mp4"
         path = folder / rel
@@ -65,6 +71,7 @@ def make_corpus(
                 duration=duration or spec.duration_s,
                 fps=spec.fps,
                 audio=audio,
+                variant=variant,
             )
         return rel
 
@@ -72,7 +79,7 @@ def make_corpus(
     for cls, label in enumerate(tax.classes):
         for i in range(spec.per_class):
             platform = PLATFORMS[int(rng.integers(len(PLATFORMS)))]
-            rel = clip(f"{label}-{i:02d}", cls, portrait=bool(rng.random() < 0.7))
+            rel = clip(f"{label}-{i:02d}", cls, variant=i, portrait=bool(rng.random() < 0.7))
             rows.append({"path": rel, "platform": platform, "true_label": label, "kind": "clip"})
             originals.append((rel, cls, platform))
     for j in range(spec.reposts):
@@ -80,19 +87,19 @@ def make_corpus(
         other = PLATFORMS[(PLATFORMS.index(platform) + 1) % len(PLATFORMS)]
         dst = f"clips/repost-{j:02d}.mp4"
         if not (folder / dst).exists():
-            reencode(folder / rel, folder / dst, width=96, height=96, crf=30)
+            reencode(folder / rel, folder / dst, width=64, height=64, crf=30)
         rows.append(
             {"path": dst, "platform": other, "true_label": tax.classes[cls], "kind": "repost"}
         )
     for j in range(spec.silent):
         cls = int(rng.integers(len(tax.classes)))
-        rel = clip(f"silent-{j:02d}", cls, portrait=True, audio=False)
+        rel = clip(f"silent-{j:02d}", cls, variant=10 + j, portrait=True, audio=False)
         rows.append(
             {"path": rel, "platform": "tiktok", "true_label": tax.classes[cls], "kind": "silent"}
         )
     for j in range(spec.too_short):
         cls = int(rng.integers(len(tax.classes)))
-        rel = clip(f"short-{j:02d}", cls, portrait=True, duration=0.4)
+        rel = clip(f"short-{j:02d}", cls, variant=13 + j, portrait=True, duration=0.4)
         rows.append(
             {"path": rel, "platform": "douyin", "true_label": tax.classes[cls], "kind": "short"}
         )
@@ -100,7 +107,7 @@ def make_corpus(
         cls = int(rng.integers(len(tax.classes)))
         dst = f"clips/broken-{j:02d}.mp4"
         if not (folder / dst).exists():
-            src = clip(f"whole-{j:02d}", cls, portrait=True)
+            src = clip(f"whole-{j:02d}", cls, variant=15 + j, portrait=True)
             make_truncated(folder / src, folder / dst, keep_fraction=0.25)
             (folder / src).unlink()
         rows.append(

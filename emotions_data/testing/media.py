@@ -45,12 +45,15 @@ def make_clip(
     motion: float = 0.0,
     tone_hz: float = 440.0,
     noise_seed: int | None = None,
+    layout: int | None = None,
     crf: int = 28,
 ) -> Path:
     """Write an h264 (+ aac) mp4 made from lavfi sources.
 
     ``source`` is ``testsrc2`` (moving test card), ``color`` (flat ``color``, optionally with a
     moving white box when ``motion`` > 0, in pixels per frame) or ``noise`` (seeded noise).
+    ``layout`` (for ``color``) adds a black block whose place and size depend on it, so clips of
+    one colour are still different videos (a perceptual hash tells them apart).
     """
     path = Path(path)
     size = f"{width}x{height}"
@@ -58,6 +61,14 @@ def make_clip(
         video = f"testsrc2=size={size}:rate={fps}:duration={duration}"
     elif source == "color":
         video = f"color=c={color}:size={size}:rate={fps}:duration={duration}"
+        if layout is not None:
+            # a black and a white block in two of 3 x 3 places, then smaller blocks: 18 layouts
+            # that differ in luma whatever the background colour
+            div = 3 if (layout // 9) % 2 == 0 else 5
+            bw, bh = width // div, height // div
+            for cell, shade in ((layout % 9, "black"), ((layout + 4) % 9, "white")):
+                x, y = (cell % 3) * (width - bw) // 2, (cell // 3) * (height - bh) // 2
+                video += f",drawbox=x={x}:y={y}:w={bw}:h={bh}:color={shade}:t=fill"
         if motion > 0:
             box = max(8, min(width, height) // 5)
             # a white box that scrolls sideways by ``motion`` pixels per frame (drawbox alone
@@ -110,8 +121,13 @@ def make_class_clip(
     duration: float = 2.0,
     fps: int = 10,
     audio: bool = True,
+    variant: int | None = None,
 ) -> Path:
-    """A clip whose colour, motion and tone encode ``class_index`` (a learnable synthetic class)."""
+    """A clip whose colour, motion and tone encode ``class_index`` (a learnable synthetic class).
+
+    ``variant`` makes distinct clips of one class (a block placed differently, a slightly
+    different tone), so they are not duplicates of each other.
+    """
     return make_clip(
         path,
         width=width,
@@ -122,7 +138,8 @@ def make_class_clip(
         source="color",
         color=PALETTE[class_index % len(PALETTE)],
         motion=2.0 + 3.0 * (class_index % 4),
-        tone_hz=220.0 * (1 + class_index),
+        tone_hz=220.0 * (1 + class_index) + 5.0 * (variant or 0),
+        layout=variant,
     )
 
 
