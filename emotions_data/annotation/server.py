@@ -64,6 +64,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -179,6 +188,9 @@ def start_server(
     exe = ls_home / "venv" / "bin" / "label-studio"
     if not exe.exists():
         raise ServiceError(f"Label Studio is not installed at {exe}; run scripts/setup.sh")
+    if port is not None and not _port_free(port):
+        # Label Studio would silently move to port+1; say so instead.
+        raise ServiceError(f"port {port} on 127.0.0.1 is taken; choose another or leave --port out")
     _prepare_data(root, ls_home / "template")
     sdir = server_dir(root)
     token = (sdir / TOKEN_FILE).read_text().strip()

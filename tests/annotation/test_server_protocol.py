@@ -82,6 +82,12 @@ def test_server_status_and_secret_token(ls_server: Server, ls_root: Path) -> Non
     assert ls_server.token not in r.output and ls_server.token not in repr(ls_server)
     r = runner.invoke(main, ["annotate", "server", "status", "--root", str(ls_root / "nowhere")])
     assert r.exit_code == 1 and "not running" in r.output
+    # a taken port is refused (Label Studio itself would silently move to port+1)
+    port = ls_server.url.rsplit(":", 1)[1]
+    r = runner.invoke(
+        main, ["annotate", "server", "start", "--root", str(ls_root / "other"), "--port", port]
+    )
+    assert r.exit_code == 1 and f"port {port} on 127.0.0.1 is taken" in r.output
 
 
 def test_whole_protocol_with_a_simulated_crowd(
