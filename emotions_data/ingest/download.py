@@ -273,7 +273,7 @@ def download_one(task: DownloadTask) -> DownloadResult:
             remuxed = staging / "remuxed.mp4"
             _remux_to_mp4(source, remuxed)
             source = remuxed
-        probe(source)  # raises MediaError for a file ffprobe cannot read as a video
+        media_info = probe(source)  # raises MediaError for a file ffprobe cannot read
         platform, video_id = _ids(task, info)
         rel = f"media/{platform}/{video_id}.mp4"
         final = root / rel
@@ -291,7 +291,11 @@ def download_one(task: DownloadTask) -> DownloadResult:
             sha256=digest,
             bytes=size,
             attempts=attempts,
-            metadata={**_metadata(info), "fetched_at": dt.datetime.now(dt.UTC)},
+            metadata={
+                **_metadata(info),
+                **media_info.to_columns(),  # prepare reuses this probe
+                "fetched_at": dt.datetime.now(dt.UTC),
+            },
         )
     except MediaError as exc:
         return failed("bad_media", str(exc), attempts)

@@ -35,6 +35,17 @@ MANIFEST_NAME = "videos.parquet"
 _FLUSH_EVERY_S = 5.0
 #: ...but sooner when a write is cheap: writing may take at most this share of the run.
 _FLUSH_SHARE = 0.05
+#: ffprobe columns, filled by fetch's own check of the file and reused by prepare.
+PROBE_COLUMNS = (
+    "duration_s",
+    "width",
+    "height",
+    "fps",
+    "has_audio",
+    "audio_sample_rate",
+    "video_codec",
+    "audio_codec",
+)
 #: Columns set by prepare; a fresh download clears them so prepare looks at the file again.
 PREPARE_COLUMNS = (
     "duration_s",
@@ -128,6 +139,8 @@ def _result_row(res: DownloadResult, carried: dict[str, Any]) -> dict[str, Any]:
         **{k: None for k in PREPARE_COLUMNS},
     )
     for key in ("title", "uploader_id", "upload_date", "view_count", "like_count", "fetched_at"):
+        row[key] = res.metadata.get(key)
+    for key in PROBE_COLUMNS:  # the ffprobe check of the download (duration, size, codecs)
         row[key] = res.metadata.get(key)
     return row
 

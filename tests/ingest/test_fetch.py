@@ -91,6 +91,9 @@ def test_ids_paths_and_carried_columns(
     assert card["bytes"] == (root / str(card["media_path"])).stat().st_size
     assert card["fetched_at"] is not None and card["title"] == "card"
     assert probe(root / str(card["media_path"])).has_audio
+    # fetch's own ffprobe check fills the probe columns (prepare reuses them)
+    assert (card["width"], card["height"], card["has_audio"]) == (160, 288, True)
+    assert abs(float(card["duration_s"]) - 2.0) < 0.15  # type: ignore[arg-type]
     assert not probe(root / str(rows["silent.mp4"]["media_path"])).has_audio
     # the byte-identical copy under another URL is its own row (prepare marks it duplicate)
     assert rows["card-copy.mp4"]["sha256"] == card["sha256"]

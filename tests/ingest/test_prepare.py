@@ -81,9 +81,8 @@ def test_statuses_and_duplicates(prepared: tuple[Path, PrepareSummary]) -> None:
     assert rows["cut.mp4"]["error_kind"] == "bad_media"
     assert "truncated" in str(rows["cut.mp4"]["error_message"])
     assert (summary.exact_duplicates, summary.near_duplicates) == (1, 1)
-    assert (
-        summary.processed == 8
-    )  # all but the exact copy (the short clip is probed, then filtered)
+    # decoded: all but the exact copy and the short clip (fetch's probe already filters it)
+    assert summary.processed == 7
 
 
 def test_probe_columns_and_outputs(prepared: tuple[Path, PrepareSummary]) -> None:
