@@ -30,7 +30,7 @@ from emotions_data.baselines.avcpnet.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from emotions_data.baselines.avcpnet.config import BaselineConfig
+from emotions_data.baselines.avcpnet.config import BaselineConfig, load_config
 from emotions_data.baselines.avcpnet.data import (
     Batch,
     CacheClipDataset,
@@ -300,7 +300,7 @@ def _seeded(seed: int) -> Iterator[None]:
 def fit(
     variant: str | Path,
     root: str | Path,
-    config: BaselineConfig,
+    config: BaselineConfig | str | Path | None,
     out: str | Path,
     *,
     device: str | None = None,
@@ -312,8 +312,12 @@ def fit(
 ) -> FitResult:
     """Train on the variant's train split, select on val, write checkpoints and metrics to ``out``.
 
-    ``stop_after_epochs`` ends this run early (as a pre-empted job would); ``resume`` continues.
+    ``config`` is a ``BaselineConfig`` or a YAML path (None: the paper's setting).
+    ``stop_after_epochs`` ends this run early (as a pre-empted job would); ``resume`` continues
+    with the checkpoint's own config and seed.
     """
+    if not isinstance(config, BaselineConfig):
+        config = load_config(config)
     info, dev = init_distributed(device)
     out = Path(out)
     state: dict[str, Any] | None = None
