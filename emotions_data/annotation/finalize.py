@@ -84,7 +84,9 @@ def finalize_labels(
         ds = DawidSkene(seed=seed).fit(crowd, classes)
         labels = ds.labels_.reindex(items).astype(object)
         labels[labels.index.isin(list(map(str, ds.ties_)))] = None
-        posterior = ds.probas_.reindex(index=items, columns=list(classes)).to_numpy()
+        posterior = np.array(
+            ds.probas_.reindex(index=items, columns=list(classes)).to_numpy(), dtype=np.float64
+        )  # a writable copy: expert rows are overwritten below
         ties = set(map(str, ds.ties_))
         confusions = {
             str(a): np.round(ds.confusions_[i], 4).tolist() for i, a in enumerate(ds.annotators_)

@@ -78,7 +78,15 @@ def usable_videos(videos: pd.DataFrame) -> pd.DataFrame:
 def task_data(video: pd.Series, server: Server, root: Path) -> dict[str, Any]:
     """The task: ``video_id`` always; the media URL served by the Local Storage, else the source."""
     data: dict[str, Any] = {DATA_VIDEO_ID: str(video["video_id"])}
-    media = video.get("normalized_path") or video.get("media_path")
+    # Manifest rows hold pd.NA for missing paths, which has no truth value.
+    media = next(
+        (
+            v
+            for v in (video.get("normalized_path"), video.get("media_path"))
+            if isinstance(v, str) and v
+        ),
+        None,
+    )
     if server.media_root is not None and isinstance(media, str) and media:
         path = (Path(root) / media).resolve()
         try:

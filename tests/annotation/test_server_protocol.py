@@ -299,3 +299,143 @@ def test_unreachable_server_is_one_line_and_loses_nothing(
     paths = protocol_paths(ls_root)
     assert json.loads((ls_root / "annotation" / "state.json").read_text())["projects"]
     assert paths["labels"].exists()
+
+
+CLI_PROTOCOL = {
+    "name": "cli",
+    "groups": 1,
+    "stages": [
+        {"name": "primary", "judgements": 2},
+        # thresholds nobody fails: the point here is the commands, not the flags
+        {
+            "name": "ev",
+            "kind": "evaluate",
+            "stages": ["primary"],
+            "min_agreement": 0.0,
+            "min_kappa": -1.0,
+            "min_judgements": 2,
+        },
+        {"name": "expert", "kind": "expert", "source": "uncertain", "from": ["primary"]},
+    ],
+    "finalize": {"stages": ["primary"]},
+}
+
+
+def test_cli_chain_on_an_existing_server(ls_server: Server, tmp_path: Path) -> None:
+    """Every protocol command through the CLI, against a server given by --ls-url + token."""
+    import yaml
+
+    from emotions_data.schema.io import write_manifest
+
+    proto = tmp_path / "cli.yaml"
+    proto.write_text(yaml.safe_dump(CLI_PROTOCOL))
+    videos = _videos(tmp_path, 8, prefix="cli").drop(columns=["media_path"])
+    write_manifest(videos, tmp_path / "videos.parquet", "videos")
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"video_id": videos["video_id"], "label": rng.choice(TAX.classes, 8)}).to_csv(
+        tmp_path / "truth.csv", index=False
+    )
+    simulated_roster(1, 3, careless=0, adversarial=0, accuracy_range=(0.5, 0.6), seed=2).to_csv(
+        tmp_path / "roster.csv", index=False
+    )
+    runner = CliRunner(env={"LABEL_STUDIO_API_KEY": ls_server.token})
+    common = ["--root", str(tmp_path), "--protocol", str(proto)]
+    server = ["--ls-url", ls_server.url]
+    g, a = str(tmp_path / "groups.parquet"), str(tmp_path / "annotations.parquet")
+
+    def ok(*args: str) -> str:
+        r = runner.invoke(main, list(args))
+        assert r.exit_code == 0, (args, r.output)
+        assert ls_server.token not in r.output
+        return r.output
+
+    ok("annotate", "allocate", str(tmp_path / "roster.csv"), "--groups", "1", "--out", g)
+    out = ok(
+        "annotate",
+        "push",
+        "--stage",
+        "primary",
+        "--videos",
+        str(tmp_path / "videos.parquet"),
+        "--groups",
+        g,
+        *common,
+        *server,
+    )
+    assert "8 task(s) created" in out
+    sim = (
+        "annotate",
+        "simulate",
+        "--roster",
+        str(tmp_path / "roster.csv"),
+        "--groups",
+        g,
+        "--truth",
+        str(tmp_path / "truth.csv"),
+        *common,
+        *server,
+    )
+    assert "16 annotation(s) created" in ok(*sim, "--stage", "primary")
+    assert "16 judgement(s) of stage primary (written)" in ok(
+        "annotate", "pull", "--stage", "primary", "--out", a, "--groups", g, *common, *server
+    )
+    assert "group alpha: A:" in ok(
+        "annotate",
+        "evaluate",
+        "--stage",
+        "ev",
+        "--annotations",
+        a,
+        "--groups",
+        g,
+        "--protocol",
+        str(proto),
+    )
+    out = ok(
+        "annotate",
+        "escalate",
+        "--from",
+        "primary",
+        "--to",
+        "expert",
+        "--annotations",
+        a,
+        "--groups",
+        g,
+        *common,
+        "--json",
+        "-",
+    )
+    routed = json.loads(out[out.index("{") :])["total"]
+    assert routed > 0, "no disagreement among two 50-60 % annotators: change the seed"
+    ok(
+        "annotate",
+        "push",
+        "--stage",
+        "expert",
+        "--videos",
+        str(tmp_path / "videos.parquet"),
+        "--groups",
+        g,
+        *common,
+        *server,
+    )
+    ok(*sim, "--stage", "expert")
+    ok("annotate", "pull", "--stage", "expert", "--out", a, "--groups", g, *common, *server)
+    labels = str(tmp_path / "labels.parquet")
+    out = ok(
+        "annotate",
+        "finalize",
+        "--annotations",
+        a,
+        "--groups",
+        g,
+        "--out",
+        labels,
+        "--method",
+        "dawid-skene",
+        "--protocol",
+        str(proto),
+    )
+    df = read_manifest(labels, "labels").df
+    assert (df["method"] == "expert").sum() == routed and len(df) == 8
