@@ -19,7 +19,12 @@ from emotions_data.testing.http import serve_directory
 
 ray = pytest.importorskip("ray")
 
-pytestmark = [pytest.mark.ffmpeg, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.ffmpeg,
+    pytest.mark.slow,
+    # Ray Data's own context warns about its deprecated settings on every start
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
 
 NAMES = ["card.mp4", "card-copy.mp4", "card-repost.mp4", "noise.mp4", "red.mp4", "blue.mp4"]
 NAMES += ["silent.mp4", "short.mp4", "cut.mp4", "gone.mp4", "truncated.mp4"]
