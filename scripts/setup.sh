@@ -17,14 +17,14 @@ if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; 
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 fi
 
-# 2. The project venv. pip (not uv) because pip takes torch from the machine's local wheel store.
+# 2. The project venv with the test and distributed (Ray) extras. pip (not uv) because pip takes torch from the machine's local wheel store.
 VENV="$ROOT/.venv"
-want=$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.setup-hash" 2>/dev/null)" != "$want" ]; then
     log "installing the project venv at $VENV (a few minutes on a fresh machine)"
     [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[test,distributed]"
     echo "$want" > "$VENV/.setup-hash"
 fi
 
