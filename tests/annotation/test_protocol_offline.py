@@ -428,3 +428,58 @@ def test_simulated_confusions_are_stochastic_and_profiles_differ() -> None:
         "expert": 1,
     }
     assert roster.loc[roster["leader"], "sim_profile"].eq("good").all()
+
+
+def test_evaluate_move_and_rebalance() -> None:
+    frame, _, groups = _crowd(seed=4)
+    # a second group B of two members who judged nothing: the flagged annotator moves there
+    groups = pd.concat(
+        [
+            groups,
+            pd.DataFrame(
+                {
+                    "annotator_id": ["h1", "h2"],
+                    "group_id": "B",
+                    "leader": [True, False],
+                    "active": True,
+                    "reason": None,
+                    "updated_stage": None,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    stages = [{"name": "primary"}]
+    move = protocol_from_dict(
+        {
+            "stages": [
+                *stages,
+                {
+                    "name": "ev",
+                    "kind": "evaluate",
+                    "stages": ["primary"],
+                    "min_kappa": 0.4,
+                    "action": "move",
+                },
+            ]
+        }
+    )
+    result = evaluate_stage(move, "ev", frame, groups)
+    row = result.groups.set_index("annotator_id").loc["bad"]
+    assert result.moved == ["bad"] and row["group_id"] == "B" and row["active"]
+    assert "moved from A" in row["reason"]
+    remove = protocol_from_dict(
+        {
+            "stages": [
+                *stages,
+                {"name": "ev", "kind": "evaluate", "stages": ["primary"], "min_kappa": 0.4},
+            ]
+        }
+    )
+    result = evaluate_stage(remove, "ev", frame, groups)
+    g = result.groups
+    sizes = g[g["active"]].groupby("group_id").size()
+    # A had 5 active after the removal, B 2: one member moves to B to even them out
+    assert sizes.to_dict() == {"A": 4, "B": 3}
+    moved = g[g["reason"].fillna("").str.contains("rebalance")]
+    assert len(moved) == 1 and not moved["leader"].any()

@@ -439,3 +439,15 @@ def test_cli_chain_on_an_existing_server(ls_server: Server, tmp_path: Path) -> N
     )
     df = read_manifest(labels, "labels").df
     assert (df["method"] == "expert").sum() == routed and len(df) == 8
+
+
+def test_run_protocol_without_a_crowd_waits_for_people(ls_server: Server, tmp_path: Path) -> None:
+    videos = _videos(tmp_path, 4, prefix="wait")
+    roster = simulated_roster(1, 3, careless=0, adversarial=0, seed=0)
+    proto = protocol_from_dict(SMALL, source="small.yaml")
+    run = run_protocol(tmp_path, videos, roster, proto, ls_server)
+    assert run.waiting_for == "primary" and run.labels_path is None
+    again = run_protocol(tmp_path, videos, roster, proto, ls_server)
+    assert again.waiting_for == "primary"
+    push = next(s for s in again.steps if s["step"] == "push primary")
+    assert push["tasks_created"] == {"A": 0} and push["tasks_existing"] == {"A": 4}
