@@ -55,17 +55,27 @@ def confusion_matrix(profile: str, accuracy: float, k: int) -> npt.NDArray[np.fl
     return m
 
 
+def _cell(value: object) -> str:
+    """A roster cell as text; missing (None, NaN, pd.NA, empty) is ``""``."""
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return ""
+    return str(value).strip()
+
+
 def crowd_confusions(
     roster: pd.DataFrame, taxonomy: Taxonomy
 ) -> dict[str, npt.NDArray[np.float64]]:
     k = len(taxonomy.classes)
     out: dict[str, npt.NDArray[np.float64]] = {}
     for _, row in roster.iterrows():
-        profile = str(row.get("sim_profile") or "good").strip() or "good"
-        raw = row.get("sim_accuracy")
-        acc = DEFAULT_ACCURACY.get(profile, 0.85)
-        if raw is not None and str(raw).strip() not in ("", "nan", "<NA>", "None"):
-            acc = float(raw)
+        profile = _cell(row.get("sim_profile")) or "good"
+        raw = _cell(row.get("sim_accuracy"))
+        try:
+            acc = float(raw) if raw else DEFAULT_ACCURACY.get(profile, 0.85)
+        except ValueError:
+            raise ConfigError(
+                f"roster: sim_accuracy {raw!r} of {row['annotator_id']!r} is not a number"
+            ) from None
         out[str(row["annotator_id"])] = confusion_matrix(profile, acc, k)
     return out
 

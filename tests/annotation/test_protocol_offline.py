@@ -483,3 +483,21 @@ def test_evaluate_move_and_rebalance() -> None:
     assert sizes.to_dict() == {"A": 4, "B": 3}
     moved = g[g["reason"].fillna("").str.contains("rebalance")]
     assert len(moved) == 1 and not moved["leader"].any()
+
+
+def test_crowd_confusions_from_a_roster_with_gaps() -> None:
+    from emotions_data.annotation.simulate import crowd_confusions
+
+    roster = pd.DataFrame(
+        {
+            "annotator_id": ["a", "b", "c"],
+            "sim_profile": ["careless", None, ""],
+            "sim_accuracy": [np.nan, "0.7", None],
+        }
+    )
+    m = crowd_confusions(roster, TAX)
+    assert m["a"][0, 0] == pytest.approx(0.25) and m["b"][0, 0] == pytest.approx(0.7)
+    assert m["c"][0, 0] == pytest.approx(0.85)
+    roster.loc[1, "sim_accuracy"] = "high"
+    with pytest.raises(ConfigError, match="sim_accuracy 'high' of 'b'"):
+        crowd_confusions(roster, TAX)
