@@ -451,3 +451,39 @@ def test_run_protocol_without_a_crowd_waits_for_people(ls_server: Server, tmp_pa
     assert again.waiting_for == "primary"
     push = next(s for s in again.steps if s["step"] == "push primary")
     assert push["tasks_created"] == {"A": 0} and push["tasks_existing"] == {"A": 4}
+
+
+def test_run_command_with_a_simulated_crowd(ls_server: Server, tmp_path: Path) -> None:
+    from emotions_data.schema.io import write_manifest
+
+    videos = _videos(tmp_path, 4, prefix="run").drop(columns=["media_path"])
+    write_manifest(videos, tmp_path / "videos.parquet", "videos")
+    pd.DataFrame({"video_id": videos["video_id"], "label": "sadness"}).to_csv(
+        tmp_path / "truth.csv", index=False
+    )
+    simulated_roster(1, 3, careless=0, adversarial=0, seed=0).to_csv(
+        tmp_path / "roster.csv", index=False
+    )
+    r = CliRunner(env={"LABEL_STUDIO_API_KEY": ls_server.token}).invoke(
+        main,
+        [
+            "annotate",
+            "run",
+            "--videos",
+            str(tmp_path / "videos.parquet"),
+            "--roster",
+            str(tmp_path / "roster.csv"),
+            "--truth",
+            str(tmp_path / "truth.csv"),
+            "--root",
+            str(tmp_path),
+            "--ls-url",
+            ls_server.url,
+            "--protocol",
+            str(_write_small(tmp_path)),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "- push primary" in r.output and "- finalize" in r.output
+    labels = read_manifest(protocol_paths(tmp_path)["labels"], "labels").df
+    assert len(labels) == 4 and (labels["label"] == "sadness").mean() >= 0.75
