@@ -28,8 +28,6 @@ from emotions_data.annotation.simulate import crowd_confusions, simulate_stage
 from emotions_data.annotation.state import State
 from emotions_data.annotation.store import read_annotations, read_groups, write_groups
 
-ANNOTATION_DIR = Path("annotation")
-
 
 @dataclass
 class Simulation:
@@ -51,7 +49,8 @@ class ProtocolRun:
 
 
 def protocol_paths(root: Path) -> dict[str, Path]:
-    base = Path(root) / ANNOTATION_DIR
+    """The dataset-root layout shared with split, variants, stats and release (DESIGN.md)."""
+    base = Path(root)
     return {
         "groups": base / "groups.parquet",
         "annotations": base / "annotations.parquet",

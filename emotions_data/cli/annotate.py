@@ -52,7 +52,7 @@ def annotate() -> None:
     \b
     Example:
       emotions-data annotate server start --root data
-      emotions-data annotate allocate roster.csv --groups 3 --out data/annotation/groups.parquet
+      emotions-data annotate allocate roster.csv --groups 3 --out data/groups.parquet
     """
 
 
@@ -130,7 +130,7 @@ def allocate(settings: Settings, roster: Path, k: int, out: Path, json_out: str 
 
     \b
     Example:
-      emotions-data --seed 1 annotate allocate roster.csv --groups 3 --out data/annotation/groups.parquet
+      emotions-data --seed 1 annotate allocate roster.csv --groups 3 --out data/groups.parquet
     """
     from emotions_data.annotation.allocate import allocate_groups, allocation_summary
     from emotions_data.annotation.store import write_groups
@@ -171,7 +171,7 @@ def push(
 
     \b
     Example:
-      emotions-data annotate push --stage primary --videos data/videos.parquet --groups data/annotation/groups.parquet --root data
+      emotions-data annotate push --stage primary --videos data/videos.parquet --groups data/groups.parquet --root data
     """
     from emotions_data.annotation.protocol import load_protocol
     from emotions_data.annotation.push import push_stage
@@ -242,7 +242,7 @@ def pull(
 
     \b
     Example:
-      emotions-data annotate pull --stage primary --out data/annotation/annotations.parquet --root data
+      emotions-data annotate pull --stage primary --out data/annotations.parquet --root data
     """
     from emotions_data.annotation.protocol import load_protocol
     from emotions_data.annotation.pull import pull_stage
@@ -308,7 +308,7 @@ def import_cmd(
 
     \b
     Example:
-      emotions-data annotate import project-3.json --stage primary --users users.csv --out data/annotation/annotations.parquet
+      emotions-data annotate import project-3.json --stage primary --users users.csv --out data/annotations.parquet
     """
     from emotions_data.annotation.pull import import_export
     from emotions_data.schema.taxonomy import load_taxonomy
@@ -343,7 +343,7 @@ def evaluate(
 
     \b
     Example:
-      emotions-data annotate evaluate --stage evaluate_a --annotations data/annotation/annotations.parquet --groups data/annotation/groups.parquet
+      emotions-data annotate evaluate --stage evaluate_a --annotations data/annotations.parquet --groups data/groups.parquet
     """
     from emotions_data.annotation.evaluate import evaluate_stage
     from emotions_data.annotation.protocol import load_protocol
@@ -386,7 +386,7 @@ def escalate(
 
     \b
     Example:
-      emotions-data annotate escalate --from primary --to cross_check_a --annotations data/annotation/annotations.parquet --groups data/annotation/groups.parquet --root data
+      emotions-data annotate escalate --from primary --to cross_check_a --annotations data/annotations.parquet --groups data/groups.parquet --root data
     """
     from emotions_data.annotation.escalate import escalate as run_escalate
     from emotions_data.annotation.protocol import load_protocol
@@ -435,7 +435,7 @@ def finalize(
 
     \b
     Example:
-      emotions-data annotate finalize --annotations data/annotation/annotations.parquet --groups data/annotation/groups.parquet --method dawid-skene --out data/labels.parquet
+      emotions-data annotate finalize --annotations data/annotations.parquet --groups data/groups.parquet --method dawid-skene --out data/labels.parquet
     """
     from emotions_data.annotation.finalize import finalize_labels, write_labels
     from emotions_data.annotation.protocol import load_protocol
@@ -499,7 +499,7 @@ def simulate(
 
     \b
     Example:
-      emotions-data annotate simulate --stage primary --roster roster.csv --groups data/annotation/groups.parquet --truth truth.csv --root data
+      emotions-data annotate simulate --stage primary --roster roster.csv --groups data/groups.parquet --truth truth.csv --root data
     """
     from emotions_data.annotation.protocol import load_protocol
     from emotions_data.annotation.simulate import crowd_confusions, simulate_stage
