@@ -6,5 +6,25 @@ Importing this package imports torch; the CLI imports it only inside its command
 from emotions_data.baselines.avcpnet.config import BaselineConfig, load_config
 from emotions_data.baselines.avcpnet.loss import EPCELoss, MultiTaskLoss
 from emotions_data.baselines.avcpnet.model import AVCPNet
+from emotions_data.baselines.avcpnet.predict import predict_videos
+from emotions_data.baselines.avcpnet.trainer import (
+    FitResult,
+    evaluate,
+    evaluate_checkpoint,
+    fit,
+    train_one_epoch,
+)
 
-__all__ = ["AVCPNet", "BaselineConfig", "EPCELoss", "MultiTaskLoss", "load_config"]
+__all__ = [
+    "AVCPNet",
+    "BaselineConfig",
+    "EPCELoss",
+    "FitResult",
+    "MultiTaskLoss",
+    "evaluate",
+    "evaluate_checkpoint",
+    "fit",
+    "load_config",
+    "predict_videos",
+    "train_one_epoch",
+]
