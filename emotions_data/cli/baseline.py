@@ -168,10 +168,14 @@ def _is_rank0() -> bool:
     "--checkpoint", required=True, type=click.Path(path_type=Path), help="A checkpoint (best.pt)."
 )
 @click.option(
-    "--variant", required=True, type=click.Path(path_type=Path), help="Split/variant manifest."
+    "--variant",
+    type=click.Path(path_type=Path),
+    help="Split/variant manifest (default: the one the checkpoint was trained on).",
 )
 @click.option(
-    "--root", required=True, type=click.Path(path_type=Path), help="Dataset root holding cache/."
+    "--root",
+    type=click.Path(path_type=Path),
+    help="Dataset root holding cache/ (default: the checkpoint's).",
 )
 @click.option(
     "--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True
@@ -190,8 +194,8 @@ def _is_rank0() -> bool:
 )
 def evaluate(
     checkpoint: Path,
-    variant: Path,
-    root: Path,
+    variant: Path | None,
+    root: Path | None,
     split: str,
     out: Path | None,
     device: str | None,
@@ -201,8 +205,9 @@ def evaluate(
 
     \b
     Example:
+      emotions-data baseline evaluate --checkpoint runs/paper/best.pt --split test
       emotions-data baseline evaluate --checkpoint runs/paper/best.pt \\
-          --variant data/variants/full.parquet --root data --split test
+          --variant data/variants/balanced.parquet --root data --split test --out runs/bal
     """
     from emotions_data.baselines.avcpnet.trainer import evaluate_checkpoint
 

@@ -127,13 +127,9 @@ def test_cli_train_evaluate_predict(data: tuple[Path, Path], tmp_path: Path) -> 
         main,
         [
             "baseline",
-            "evaluate",
+            "evaluate",  # variant and root: the ones recorded in the checkpoint
             "--checkpoint",
             str(run / "best.pt"),
-            "--variant",
-            str(manifest),
-            "--root",
-            str(root),
             "--split",
             "test",
             "--device",

@@ -414,6 +414,11 @@ def fit(
             "history": history,
             "best": best,
             "world_size": info.world,
+            # where the data was, so `evaluate --checkpoint CKPT --split test` needs no more
+            "data": {
+                "variant": str(train_items.manifest.resolve()),
+                "root": str(Path(root).resolve()),
+            },
         }
         if info.main:
             save_checkpoint(ckpt, out / "last.pt")
@@ -487,17 +492,25 @@ def _write_metrics(
 
 def evaluate_checkpoint(
     checkpoint: str | Path,
-    variant: str | Path,
-    root: str | Path,
+    variant: str | Path | None = None,
+    root: str | Path | None = None,
     *,
     split: str = "test",
     out: str | Path | None = None,
     device: str | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on one split of a variant; write the outputs next to it or in ``out``."""
+    """Evaluate a checkpoint on one split of a variant; write the outputs next to it or in ``out``.
+
+    ``variant`` and ``root`` default to the ones the checkpoint was trained on.
+    """
     info, dev = init_distributed(device)
     state = load_checkpoint(checkpoint)
+    recorded = state.get("data") or {}
+    variant = variant if variant is not None else recorded.get("variant")
+    root = root if root is not None else recorded.get("root")
+    if variant is None or root is None:
+        raise ConfigError(f"{checkpoint}: no recorded variant/root; pass --variant and --root")
     config = BaselineConfig.from_dict(state["config"], source=str(checkpoint))
     tax = Taxonomy.from_dict(state["taxonomy"], source=str(checkpoint))
     items = load_split(variant, split, root)
