@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "stats": "emotions_data.cli.release:stats",
     "release": "emotions_data.cli.release:release",
     "hydrate": "emotions_data.cli.release:hydrate",
+    "demo": "emotions_data.cli.demo:demo",
 }
 
 

@@ -53,6 +53,11 @@ class LoopbackServer:
         """The full URL of ``relpath`` (relative to the served directory)."""
         return self.base_url + quote(_norm(relpath))
 
+    def take_down(self, relpath: str) -> None:
+        """Answer 404 for ``relpath`` from now on (a link that died after the release)."""
+        with self._lock:
+            self.missing.add(_norm(relpath))
+
     def _count(self, path: str) -> bool:
         """Count one request to ``path``; True when this connection is to be dropped."""
         with self._lock:
