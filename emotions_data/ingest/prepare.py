@@ -43,6 +43,7 @@ from emotions_data.schema.atomic import atomic_path, sha256_file
 from emotions_data.schema.cache import CacheMeta, read_cache_meta, write_cache
 from emotions_data.schema.errors import ConfigError, ManifestError
 from emotions_data.schema.io import read_manifest, write_manifest
+from emotions_data.schema.yamlfile import read_yaml
 
 MANIFEST_NAME = "videos.parquet"
 #: Rewrite the manifest while results arrive at most this often...
@@ -129,15 +130,8 @@ def load_prepare_config(
     if isinstance(source, dict):
         data: Any = source
     else:
-        import yaml
-
         where = str(source)
-        try:
-            data = yaml.safe_load(Path(source).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: no such config file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = read_yaml(source, "prepare config") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of settings")
     allowed = {f.name: f.type for f in fields(PrepareConfig)}

@@ -20,9 +20,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emotions_data.schema.errors import ConfigError
+from emotions_data.schema.yamlfile import read_yaml
 
 
 @dataclass(frozen=True)
@@ -101,12 +100,7 @@ def load_profile(source: str | Path | dict[str, Any] | FetchProfile | None) -> F
         data: Any = source
     else:
         where = str(source)
-        try:
-            data = yaml.safe_load(Path(source).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: no such profile file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = read_yaml(source, "profile") or {}
     if not isinstance(data, dict) or not set(data) <= {"default", "platforms"}:
         raise ConfigError(f"{where}: expected top-level keys 'default' and/or 'platforms'")
     default = _section(data.get("default"), PlatformProfile(), f"{where}: default")

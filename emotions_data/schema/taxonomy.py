@@ -7,10 +7,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emotions_data.schema.errors import TaxonomyError
 from emotions_data.schema.resources import ANNOTATION_DIR
+from emotions_data.schema.yamlfile import read_yaml
 
 DEFAULT_TAXONOMY = "emotions6"
 
@@ -89,12 +88,7 @@ class Taxonomy:
 
 @cache
 def _load_path(path: Path) -> Taxonomy:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TaxonomyError(f"{path}: cannot read taxonomy ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise TaxonomyError(f"{path}: not valid YAML ({exc})") from None
+    data = read_yaml(path, "taxonomy", error=TaxonomyError)
     return Taxonomy.from_dict(data, source=str(path))
 
 

@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emotions_data.schema.errors import ConfigError
 from emotions_data.schema.resources import ANNOTATION_DIR
+from emotions_data.schema.yamlfile import read_yaml
 
 DEFAULT_VARIANTS = ANNOTATION_DIR / "variants.yaml"
 RULES = ("full", "balanced", "test_oriented")
@@ -87,12 +86,7 @@ def load_variants(path: str | Path | None = None) -> list[VariantSpec]:
     """Read and check a variants YAML; the default is the bundled ``annotation/variants.yaml``."""
     path = Path(path) if path is not None else DEFAULT_VARIANTS
     source = str(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such variants file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "variants")
     entries = data.get("variants") if isinstance(data, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise ConfigError(f"{source}: expected a mapping 'variants: {{name: {{rule: ...}}}}'")

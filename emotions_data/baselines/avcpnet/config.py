@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emotions_data.schema.errors import ConfigError
+from emotions_data.schema.yamlfile import read_yaml
 
 
 @dataclass
@@ -145,12 +144,7 @@ def load_config(
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        loaded = read_yaml(path, "baseline config")
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a baseline config must be a mapping")
         data = dict(loaded or {})
