@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from emotions_data.schema.errors import EmotionsDataError, QualityGateError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit codes (DESIGN.md section 3).
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
@@ -63,3 +65,29 @@ def echo_err(message: str) -> None:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def executor_options(func: F) -> F:
+    """``--executor``, ``--ray-address``, ``--no-progress`` and ``--json`` of fetch and prepare."""
+    options = [
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "serial", "ray"]),
+            default="local",
+            show_default=True,
+            help="local: a process pool; serial: in this process; ray: Ray Data (pip install "
+            "'emotions-data[distributed]').",
+        ),
+        click.option(
+            "--ray-address",
+            envvar="RAY_ADDRESS",
+            help="Ray cluster to join with --executor ray (default: $RAY_ADDRESS, else a local one).",
+        ),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+        click.option(
+            "--json", "json_out", help="Also write the summary as JSON here ('-': stdout)."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from emotions_data.cli.common import emit_json
+from emotions_data.cli.common import emit_json, executor_options
 
 
 def summary_table(by_status: dict[str, int], by_error: dict[str, int]) -> str:
@@ -36,21 +36,7 @@ def summary_table(by_status: dict[str, int], by_error: dict[str, int]) -> str:
 )
 @click.option("--retry-failed", is_flag=True, help="Try the URLs that failed before again.")
 @click.option("--allow-file-urls", is_flag=True, help="Also accept file: URLs (local tests).")
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "serial", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: a process pool; serial: in this process; ray: Ray Data (pip install "
-    "'emotions-data[distributed]').",
-)
-@click.option(
-    "--ray-address",
-    envvar="RAY_ADDRESS",
-    help="Ray cluster to join with --executor ray (default: $RAY_ADDRESS, else a local one).",
-)
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--json", "json_out", help="Also write the summary as JSON here ('-': stdout).")
+@executor_options
 def fetch(
     urls: Path,
     root: Path,

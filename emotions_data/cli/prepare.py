@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from emotions_data.cli.common import emit_json
+from emotions_data.cli.common import emit_json, executor_options
 from emotions_data.cli.fetch import summary_table
 
 
@@ -23,21 +23,7 @@ from emotions_data.cli.fetch import summary_table
     help="YAML settings (filters, normalisation, cache, near-duplicate thresholds).",
 )
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "serial", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: a process pool; serial: in this process; ray: Ray Data (pip install "
-    "'emotions-data[distributed]').",
-)
-@click.option(
-    "--ray-address",
-    envvar="RAY_ADDRESS",
-    help="Ray cluster to join with --executor ray (default: $RAY_ADDRESS, else a local one).",
-)
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--json", "json_out", help="Also write the summary as JSON here ('-': stdout).")
+@executor_options
 def prepare(
     root: Path,
     config: Path | None,
