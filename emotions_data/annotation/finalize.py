@@ -20,8 +20,8 @@ import pandas as pd
 from emotions_data.annotation.aggregation import DawidSkene, MajorityVote
 from emotions_data.annotation.escalate import active_judgements
 from emotions_data.annotation.protocol import METHODS, Protocol
+from emotions_data.annotation.store import write_manifest_if_changed
 from emotions_data.schema.errors import ConfigError
-from emotions_data.schema.io import write_manifest
 
 
 @dataclass
@@ -170,7 +170,8 @@ def finalize_labels(
 def write_labels(
     result: FinalizeResult, out: Path, protocol: Protocol, parents: list[Path]
 ) -> Path:
-    return write_manifest(
+    """Write the labels manifest, unless it already holds exactly these labels (re-runs)."""
+    write_manifest_if_changed(
         result.labels,
         out,
         "labels",
@@ -182,3 +183,4 @@ def write_labels(
         parents=parents,
         taxonomy=protocol.taxonomy,
     )
+    return out

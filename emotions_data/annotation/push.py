@@ -3,7 +3,8 @@
 Which videos a group gets is decided once per stage and kept in the state file: the first stage
 shards all videos across the groups (stratified by platform, seeded); later stages take the
 assignment ``escalate`` wrote. Re-running a push (after a crash, or just twice) reuses projects
-found by title and imports only videos that have no task yet, read back from the project itself.
+found by title and imports only videos that have no task yet, read back from the project itself;
+a group whose tasks are all in the state file is left as it is, even if its members changed.
 """
 
 from __future__ import annotations
@@ -200,6 +201,14 @@ def push_stage(
     for group, vids in sorted(assignment.items()):
         if not vids:
             continue
+        key = project_key(stage.name, group)
+        if key in state.projects and set(vids) <= set(state.tasks.get(key, {})):
+            # Pushed in full already: the group's tasks, users and members are what they were
+            # then, whatever an evaluation changed in the group since (a re-run changes nothing).
+            result.projects[group] = state.projects[key]
+            result.created[group] = 0
+            result.existing[group] = len(vids)
+            continue
         members = active_members(groups, group)
         if not members:
             raise ConfigError(f"group {group!r} has no active annotator for stage {stage.name!r}")
@@ -212,7 +221,6 @@ def push_stage(
         # Users first: a new group member must exist before anyone pulls this stage.
         state.users.update(client.ensure_users(members, state.users))
         state.save()
-        key = project_key(stage.name, group)
         # Who belonged to the group when it got these tasks: a later move is not an outsider.
         state.members[key] = sorted(set(state.members.get(key, [])) | set(members))
         pid = ensure_project(client, state, protocol, stage, group, overlap)

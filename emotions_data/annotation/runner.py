@@ -5,6 +5,12 @@ stages), pushed, labelled by the simulated crowd (when ``simulate`` is given) an
 evaluate stages update the groups manifest; then the labels are finalised. Without a simulated
 crowd the run stops at the first stage whose tasks still miss judgements and says which; running
 it again later picks up where it stopped (every step is idempotent).
+
+A re-run sees the groups as the last evaluation left them, not as each stage saw them, so
+nothing already decided is decided again: pushed assignments come from the state file, an
+evaluation's outcome from the groups manifest it changed (``params.evaluations``), a finished
+stage's tasks count judgements of annotators removed since, and manifests are only rewritten
+when their rows change. A second run of a finished protocol changes nothing.
 """
 
 from __future__ import annotations
@@ -17,16 +23,17 @@ import numpy as np
 import pandas as pd
 
 from emotions_data.annotation.allocate import allocate_groups
-from emotions_data.annotation.escalate import escalate
+from emotions_data.annotation.escalate import EscalateResult, escalate
 from emotions_data.annotation.evaluate import evaluate_stage
 from emotions_data.annotation.finalize import finalize_labels, write_labels
-from emotions_data.annotation.protocol import Protocol, load_protocol
+from emotions_data.annotation.protocol import Protocol, Stage, load_protocol
 from emotions_data.annotation.pull import pull_stage
 from emotions_data.annotation.push import push_stage
 from emotions_data.annotation.server import Server
 from emotions_data.annotation.simulate import crowd_confusions, simulate_stage
 from emotions_data.annotation.state import State
 from emotions_data.annotation.store import read_annotations, read_groups, write_groups
+from emotions_data.schema.io import read_manifest
 
 
 @dataclass
@@ -73,6 +80,59 @@ def _complete(
     return True
 
 
+def _evaluations(groups_path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The groups, and evaluate stage -> outcome of every evaluation applied to them so far."""
+    manifest = read_manifest(groups_path, "groups")
+    done = manifest.meta.params.get("evaluations")
+    return manifest.df, dict(done) if isinstance(done, dict) else {}
+
+
+def _evaluate(
+    paths: dict[str, Path], proto: Protocol, stage: str, annotations: pd.DataFrame
+) -> dict[str, Any]:
+    """Evaluate once: the outcome is recorded in the groups manifest it changed, and read back.
+
+    Evaluating again would judge groups this evaluation (and later ones) already changed: the
+    annotators it removed are inactive, so it would flag nobody, and it would rewrite the
+    groups manifest. The record (``params.evaluations``, every evaluation applied so far) is
+    written with the groups in one atomic write, so they can never disagree.
+    """
+    groups, done = _evaluations(paths["groups"])
+    if stage in done:
+        return {**done[stage], "already_evaluated": True}
+    result = evaluate_stage(proto, stage, annotations, groups)
+    done[stage] = {
+        "flagged": result.flagged,
+        "moved": result.moved,
+        "group_alpha": result.group_alpha,
+    }
+    write_groups(
+        result.groups,
+        paths["groups"],
+        params={"stage": stage, "evaluations": done},
+        parents=[paths["annotations"]],
+    )
+    return {**done[stage], "already_evaluated": False}
+
+
+def _escalate(
+    root: Path, proto: Protocol, stage: Stage, annotations: pd.DataFrame, groups: pd.DataFrame
+) -> EscalateResult:
+    """The stage's items; kept as decided once the protocol has gone past the stage.
+
+    ``escalate`` keeps a pushed assignment itself. An empty one (nothing disputed) is never
+    pushed, so without this a re-run would decide again on the groups of a later evaluation
+    (more judgements left out) and could send items to a stage the first run skipped.
+    """
+    state = State.load(root)
+    later = proto.stages[proto.index(stage.name) + 1 :]
+    _, evaluated = _evaluations(protocol_paths(root)["groups"])
+    started = any(s.name in (state.assignments if s.labels_items else evaluated) for s in later)
+    if stage.name in state.assignments and started:
+        return EscalateResult(stage.name, state.assignments[stage.name], kept=True)
+    return escalate(root, proto, stage.name, annotations, groups)
+
+
 def run_protocol(
     root: Path,
     videos: pd.DataFrame,
@@ -89,31 +149,25 @@ def run_protocol(
     proto = load_protocol(protocol)
     paths = protocol_paths(root)
     run = ProtocolRun(paths["groups"], paths["annotations"], None)
-    if paths["groups"].exists():
-        groups = read_groups(paths["groups"])
-    else:
+    if not paths["groups"].exists():
         allocation = allocate_groups(roster, proto.groups, seed=seed)
-        groups = allocation.groups
-        write_groups(groups, paths["groups"], params={"groups": proto.groups, "seed": seed})
+        write_groups(
+            allocation.groups, paths["groups"], params={"groups": proto.groups, "seed": seed}
+        )
         run.steps.append({"step": "allocate", "imbalance": allocation.imbalance})
+    # Always the groups as read back, so a first run and a re-run see the same frame.
+    groups = read_groups(paths["groups"])
     confusions = crowd_confusions(simulate.roster, proto.taxonomy) if simulate else {}
     for stage in proto.stages:
         annotations = read_annotations(paths["annotations"], proto.taxonomy)
         if stage.kind == "evaluate":
-            result = evaluate_stage(proto, stage.name, annotations, groups)
-            groups = result.groups
-            write_groups(groups, paths["groups"], params={"stage": stage.name})
             run.steps.append(
-                {
-                    "step": stage.name,
-                    "flagged": result.flagged,
-                    "moved": result.moved,
-                    "group_alpha": result.group_alpha,
-                }
+                {"step": stage.name, **_evaluate(paths, proto, stage.name, annotations)}
             )
+            groups = read_groups(paths["groups"])
             continue
         if stage.source != "all":
-            esc = escalate(root, proto, stage.name, annotations, groups)
+            esc = _escalate(root, proto, stage, annotations, groups)
             run.steps.append({"step": f"escalate {stage.name}", **esc.to_dict()})
             if not any(esc.assignment.values()):
                 continue

@@ -5,7 +5,8 @@ Each annotator has a confusion matrix (rows: true class, columns: given label) f
 spread evenly), ``careless`` (near-uniform answers), ``adversarial`` (systematically answers the
 next class of the taxonomy), ``expert`` (good with a high default accuracy). Annotations are
 created with ``completed_by`` so Label Studio records who labelled what, exactly as for people.
-Re-running labels only what is still missing.
+Re-running labels only what is still missing: a judgement counts as it does for ``pull``, also
+when its annotator was removed since, so a finished stage stays as it is.
 """
 
 from __future__ import annotations
@@ -182,7 +183,14 @@ def simulate_stage(
         if missing:
             raise ConfigError(f"annotator {missing[0]!r} has no simulation profile in the roster")
         need = min(stage.judgements, len(members))
-        tasks = state.tasks.get(project_key(stage.name, group), {})
+        key = project_key(stage.name, group)
+        tasks = state.tasks.get(key, {})
+        # Judgements count when pull keeps them (see ``pull_stage``): by anyone in the group when
+        # it got the tasks or in it now, active or not. An annotator an evaluation removed after
+        # labelling leaves the task done, not short of a judgement for someone else to fill.
+        counted = set(state.members.get(key, [])) | set(
+            groups.loc[groups["group_id"].astype(str) == group, "annotator_id"].astype(str)
+        )
         # Who already labelled what, from the server: a re-run completes, never duplicates.
         done: dict[str, set[str]] = {}
         for task in client.export_tasks(pid):
@@ -198,8 +206,8 @@ def simulate_stage(
                 raise ManifestError([f"truth has no label for video {vid!r}"])
             true_idx = classes.index(truth[vid])
             have = done.get(vid, set())
-            result.already += len(have & set(members))
-            todo = need - len(have & set(members))
+            result.already += len(have & counted)
+            todo = need - len(have & counted)
             if todo <= 0:
                 continue
             rng = _item_rng(seed, stage.name, vid)

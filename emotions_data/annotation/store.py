@@ -1,4 +1,4 @@
-"""Reading and merging the protocol's manifests (annotations, groups), writing only on change.
+"""Reading and merging the protocol's manifests (annotations, groups, labels), writing on change.
 
 Pull and import replace one stage's rows of the annotations manifest and keep the others, so a
 pull after more labelling extends the file and a second identical pull leaves it byte for byte
@@ -7,6 +7,7 @@ as it was (nothing is rewritten when the rows did not change).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from emotions_data.annotation.exports import COLUMNS
-from emotions_data.schema.io import read_manifest, write_manifest
+from emotions_data.schema.errors import ManifestError
+from emotions_data.schema.io import parent_entry, read_manifest, write_manifest
 from emotions_data.schema.taxonomy import Taxonomy
 
 
@@ -75,21 +77,54 @@ def write_annotations_if_changed(
     return True
 
 
-def _roundtrip(frame: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+def _roundtrip(
+    frame: pd.DataFrame, taxonomy: Taxonomy | None, kind: str = "annotations"
+) -> pd.DataFrame:
     """The frame as it would read back (declared dtypes), to compare with the file."""
     import pyarrow as pa
 
     from emotions_data.schema.io import validate_table
-    from emotions_data.schema.manifests import ANNOTATIONS
+    from emotions_data.schema.manifests import KINDS
 
+    mkind = KINDS[kind]
     table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
-    for col in ANNOTATIONS.columns:
+    for col in mkind.columns:
         if col.name not in table.column_names:
             table = table.append_column(
                 pa.field(col.name, col.type), pa.nulls(len(table), col.type)
             )
-    _, df = validate_table(table, ANNOTATIONS, taxonomy, source="<pull>")
+    _, df = validate_table(table, mkind, taxonomy, source=f"<{kind}>")
     return df
+
+
+def write_manifest_if_changed(
+    frame: pd.DataFrame,
+    path: Path,
+    kind: str,
+    *,
+    params: dict[str, Any],
+    parents: Sequence[Path] = (),
+    taxonomy: Taxonomy | None = None,
+) -> bool:
+    """Write unless the file holds these rows, params and parents already; ``True`` if written.
+
+    Every write stamps a new ``created_at``, so an unconditional write would make a re-run that
+    computed the same thing look like a change (a different file, a different sha256).
+    """
+    if Path(path).exists():
+        try:
+            current = read_manifest(path, kind, taxonomy=taxonomy)
+        except ManifestError:
+            current = None  # unreadable or another kind: replace it
+        if (
+            current is not None
+            and current.meta.params == json.loads(json.dumps(params, sort_keys=True, default=str))
+            and current.meta.parents == [parent_entry(p) for p in parents]
+            and _same(current.df, _roundtrip(frame, taxonomy, kind))
+        ):
+            return False
+    write_manifest(frame, path, kind, params=params, parents=list(parents), taxonomy=taxonomy)
+    return True
 
 
 def write_groups(

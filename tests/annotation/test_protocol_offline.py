@@ -12,13 +12,16 @@ import pytest
 from click.testing import CliRunner
 
 from emotions_data.annotation.allocate import allocate_groups
-from emotions_data.annotation.escalate import unclear_items
+from emotions_data.annotation.escalate import escalate, unclear_items
 from emotions_data.annotation.evaluate import evaluate_stage
 from emotions_data.annotation.exports import parse_export, video_id_from_data
-from emotions_data.annotation.finalize import finalize_labels
+from emotions_data.annotation.finalize import finalize_labels, write_labels
 from emotions_data.annotation.label_config import label_config, label_config_path
 from emotions_data.annotation.protocol import load_protocol, protocol_from_dict
+from emotions_data.annotation.runner import _escalate, protocol_paths
 from emotions_data.annotation.simulate import confusion_matrix, simulated_roster
+from emotions_data.annotation.state import STATE_PATH, State
+from emotions_data.annotation.store import write_groups
 from emotions_data.cli import main
 from emotions_data.schema.errors import ConfigError, ManifestError
 from emotions_data.schema.io import read_manifest
@@ -501,3 +504,60 @@ def test_crowd_confusions_from_a_roster_with_gaps() -> None:
     roster.loc[1, "sim_accuracy"] = "high"
     with pytest.raises(ConfigError, match="sim_accuracy 'high' of 'b'"):
         crowd_confusions(roster, TAX)
+
+
+def test_write_labels_again_leaves_the_file_and_a_change_rewrites_it(tmp_path: Path) -> None:
+    frame, _, groups = _crowd(seed=1, n=12)
+    proto = load_protocol()
+    parent = tmp_path / "groups.parquet"
+    write_groups(groups, parent, params={})
+    out = tmp_path / "labels.parquet"
+    result = finalize_labels(proto, frame, groups)
+    write_labels(result, out, proto, [parent])
+    before, inode = out.read_bytes(), out.stat().st_ino
+    write_labels(finalize_labels(proto, frame, groups), out, proto, [parent])
+    # created_at has one-second resolution: the inode shows whether the file was replaced
+    assert out.read_bytes() == before and out.stat().st_ino == inode
+    other = next(c for c in TAX.classes if c != result.labels.loc[0, "label"])
+    changed = frame.copy()
+    changed.loc[changed["video_id"] == result.labels.loc[0, "video_id"], "label"] = other
+    write_labels(finalize_labels(proto, changed, groups), out, proto, [parent])
+    labels = read_manifest(out, "labels").df
+    assert out.stat().st_ino != inode and labels.loc[0, "label"] == other
+
+
+def test_an_empty_escalation_is_kept_once_the_protocol_went_past_it(tmp_path: Path) -> None:
+    """cross_check_b found nothing disputed; evaluate_b then removed a3, whose vote made v1 clear."""
+    proto = load_protocol()
+    names = [f"{g}{i}" for g in "abc" for i in (1, 2, 3)]
+    groups = pd.DataFrame(
+        {
+            "annotator_id": names,
+            "group_id": [n[0].upper() for n in names],
+            "leader": [n.endswith("1") for n in names],
+            "active": [n != "a3" for n in names],
+            "reason": None,
+            "updated_stage": ["evaluate_b" if n == "a3" else None for n in names],
+        }
+    )
+    annotations = pd.DataFrame(
+        {
+            "video_id": "v1",
+            "annotator_id": ["a1", "a2", "a3"],
+            "stage": "primary",
+            "label": ["fear", "neutral", "fear"],
+            "group_id": "A",
+        }
+    )
+    state = State(path=tmp_path / STATE_PATH)
+    state.assignments = {"primary": {"A": ["v1"]}, "cross_check_a": {"B": ["v1"]}}
+    state.assignments["cross_check_b"] = {}
+    state.save()
+    done = {"flagged": ["a3"], "moved": [], "group_alpha": {}}
+    paths = protocol_paths(tmp_path)
+    write_groups(groups, paths["groups"], params={"evaluations": {"evaluate_b": done}})
+    kept = _escalate(tmp_path, proto, proto.stage("cross_check_b"), annotations, groups)
+    assert kept.kept and kept.assignment == {}
+    # deciding again on the later groups would send v1 to a stage the first run skipped
+    again = escalate(tmp_path, proto, "cross_check_b", annotations, groups)
+    assert again.assignment == {"C": ["v1"]}

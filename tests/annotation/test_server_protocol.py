@@ -59,16 +59,26 @@ def _videos(root: Path, n: int, prefix: str = "vid", media: int = 0) -> pd.DataF
     )
 
 
-@pytest.fixture(scope="module")
-def protocol_run(ls_server: Server, ls_root: Path) -> tuple[ProtocolRun, pd.Series, pd.DataFrame]:
+def _protocol_inputs(root: Path) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """The whole-protocol run's videos, true labels and roster (the same on every call)."""
     rng = np.random.default_rng(5)
-    videos = _videos(ls_root, N_VIDEOS, media=3)
+    videos = _videos(root, N_VIDEOS, media=3)
     truth = pd.Series(rng.choice(TAX.classes, N_VIDEOS), index=videos["video_id"])
     roster = simulated_roster(3, 4, careless=1, adversarial=1, accuracy_range=(0.6, 0.8), seed=3)
-    run = run_protocol(
-        ls_root, videos, roster, None, ls_server, simulate=Simulation(truth, roster, seed=1), seed=1
+    return videos, truth, roster
+
+
+def _run_whole_protocol(ls_server: Server, root: Path) -> ProtocolRun:
+    videos, truth, roster = _protocol_inputs(root)
+    return run_protocol(
+        root, videos, roster, None, ls_server, simulate=Simulation(truth, roster, seed=1), seed=1
     )
-    return run, truth, roster
+
+
+@pytest.fixture(scope="module")
+def protocol_run(ls_server: Server, ls_root: Path) -> tuple[ProtocolRun, pd.Series, pd.DataFrame]:
+    _, truth, roster = _protocol_inputs(ls_root)
+    return _run_whole_protocol(ls_server, ls_root), truth, roster
 
 
 def test_server_status_and_secret_token(ls_server: Server, ls_root: Path) -> None:
@@ -133,6 +143,45 @@ def test_whole_protocol_with_a_simulated_crowd(
     assert accuracy >= 0.9, accuracy
     clear = labels[labels["method"] == "majority"]
     assert (clear["label"] == truth.reindex(clear.index)).mean() >= 0.9
+
+
+def test_a_second_run_of_a_finished_protocol_changes_nothing(
+    protocol_run: tuple[ProtocolRun, pd.Series, pd.DataFrame], ls_server: Server, ls_root: Path
+) -> None:
+    run, _, _ = protocol_run
+    assert run.labels_path is not None
+    manifests = (run.groups_path, run.annotations_path, run.labels_path)
+    before = {p: p.read_bytes() for p in manifests}
+    state = State.load(ls_root)
+    client = Client(ls_server)
+    tasks = {key: len(client.export_tasks(pid)) for key, pid in state.projects.items()}
+    judgements = {
+        key: sum(len(t["annotations"]) for t in client.export_tasks(pid))
+        for key, pid in state.projects.items()
+    }
+    again = _run_whole_protocol(ls_server, ls_root)
+    assert again.waiting_for is None and again.labels_path == run.labels_path
+    for path in manifests:
+        assert path.read_bytes() == before[path], f"{path.name} changed on the second run"
+    after = State.load(ls_root)
+    assert after.projects == state.projects and after.tasks == state.tasks
+    assert after.assignments == state.assignments and after.members == state.members
+    assert {key: len(client.export_tasks(pid)) for key, pid in after.projects.items()} == tasks
+    assert {
+        key: sum(len(t["annotations"]) for t in client.export_tasks(pid))
+        for key, pid in after.projects.items()
+    } == judgements
+    steps = {s["step"]: s for s in again.steps}
+    assert "allocate" not in steps
+    for name in ("primary", "cross_check_a", "expert"):
+        assert not any(steps[f"push {name}"]["tasks_created"].values())
+        assert steps[f"simulate {name}"]["annotations_created"] == 0
+    # evaluations are read back, not redone on groups they already changed
+    first = {s["step"]: s for s in run.steps}
+    for name in ("evaluate_a", "evaluate_b"):
+        assert steps[name]["flagged"] == first[name]["flagged"]
+        assert steps[name]["already_evaluated"] and not first[name]["already_evaluated"]
+    assert first["evaluate_a"]["flagged"], "nobody flagged on the first run: change the seed"
 
 
 def test_pull_twice_gives_the_same_file_and_push_twice_no_tasks(
