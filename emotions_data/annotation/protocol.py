@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emotions_data.schema.errors import ConfigError
 from emotions_data.schema.resources import ANNOTATION_DIR
 from emotions_data.schema.taxonomy import Taxonomy, load_taxonomy
+from emotions_data.schema.yamlfile import read_yaml
 
 DEFAULT_PROTOCOL = "emotions"
 STAGE_KINDS = ("annotate", "evaluate", "expert")
@@ -182,10 +181,5 @@ def load_protocol(name_or_path: str | Path | Protocol | None = None) -> Protocol
     path = Path(name_or_path or DEFAULT_PROTOCOL)
     if not path.suffix and not path.exists():
         path = ANNOTATION_DIR / "protocols" / f"{path}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read protocol ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "protocol")
     return protocol_from_dict(data, source=str(path))
