@@ -87,17 +87,23 @@ def _evaluations(groups_path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return manifest.df, dict(done) if isinstance(done, dict) else {}
 
 
-def _evaluate(
-    paths: dict[str, Path], proto: Protocol, stage: str, annotations: pd.DataFrame
+def evaluate_once(
+    groups_path: Path,
+    annotations_path: Path,
+    proto: Protocol,
+    stage: str,
+    annotations: pd.DataFrame,
+    out: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate once: the outcome is recorded in the groups manifest it changed, and read back.
 
     Evaluating again would judge groups this evaluation (and later ones) already changed: the
     annotators it removed are inactive, so it would flag nobody, and it would rewrite the
     groups manifest. The record (``params.evaluations``, every evaluation applied so far) is
-    written with the groups in one atomic write, so they can never disagree.
+    written with the groups (to ``out``, default ``groups_path``) in one atomic write, so they
+    can never disagree. ``annotate evaluate`` and ``run_protocol`` both go through here.
     """
-    groups, done = _evaluations(paths["groups"])
+    groups, done = _evaluations(groups_path)
     if stage in done:
         return {**done[stage], "already_evaluated": True}
     result = evaluate_stage(proto, stage, annotations, groups)
@@ -108,9 +114,9 @@ def _evaluate(
     }
     write_groups(
         result.groups,
-        paths["groups"],
+        out or groups_path,
         params={"stage": stage, "evaluations": done},
-        parents=[paths["annotations"]],
+        parents=[annotations_path],
     )
     return {**done[stage], "already_evaluated": False}
 
@@ -162,7 +168,12 @@ def run_protocol(
         annotations = read_annotations(paths["annotations"], proto.taxonomy)
         if stage.kind == "evaluate":
             run.steps.append(
-                {"step": stage.name, **_evaluate(paths, proto, stage.name, annotations)}
+                {
+                    "step": stage.name,
+                    **evaluate_once(
+                        paths["groups"], paths["annotations"], proto, stage.name, annotations
+                    ),
+                }
             )
             groups = read_groups(paths["groups"])
             continue

@@ -345,22 +345,25 @@ def evaluate(
     Example:
       emotions-data annotate evaluate --stage evaluate_a --annotations data/annotations.parquet --groups data/groups.parquet
     """
-    from emotions_data.annotation.evaluate import evaluate_stage
     from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.store import read_annotations, read_groups, write_groups
+    from emotions_data.annotation.runner import evaluate_once
+    from emotions_data.annotation.store import read_annotations
 
     proto = load_protocol(protocol)
-    result = evaluate_stage(
-        proto, stage, read_annotations(annotations, proto.taxonomy), read_groups(groups)
+    result = evaluate_once(
+        groups, annotations, proto, stage, read_annotations(annotations, proto.taxonomy), out
     )
     target = out or groups
-    write_groups(result.groups, target, params={"stage": stage}, parents=[annotations])
-    alphas = ", ".join(f"{g}: {a}" for g, a in result.group_alpha.items())
-    click.echo(f"group alpha: {alphas}")
-    click.echo(
-        f"flagged: {', '.join(result.flagged) or 'none'}; moved: {', '.join(result.moved) or 'none'}; groups -> {target}"
+    alphas = ", ".join(f"{g}: {a}" for g, a in result["group_alpha"].items())
+    again = (
+        " (already evaluated: recorded outcome, groups unchanged)"
+        if result["already_evaluated"]
+        else ""
     )
-    emit_json(result.to_dict(), json_out)
+    click.echo(f"group alpha: {alphas}{again}")
+    flagged, moved = ", ".join(result["flagged"]) or "none", ", ".join(result["moved"]) or "none"
+    click.echo(f"flagged: {flagged}; moved: {moved}; groups -> {target}")
+    emit_json(result, json_out)
 
 
 @annotate.command()

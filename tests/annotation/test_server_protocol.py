@@ -428,18 +428,12 @@ def test_cli_chain_on_an_existing_server(ls_server: Server, tmp_path: Path) -> N
     assert "16 judgement(s) of stage primary (written)" in ok(
         "annotate", "pull", "--stage", "primary", "--out", a, "--groups", g, *common, *server
     )
-    assert "group alpha: A:" in ok(
-        "annotate",
-        "evaluate",
-        "--stage",
-        "ev",
-        "--annotations",
-        a,
-        "--groups",
-        g,
-        "--protocol",
-        str(proto),
-    )
+    evaluate = ("annotate", "evaluate", "--stage", "ev", "--annotations", a, "--groups", g)
+    assert "group alpha: A:" in ok(*evaluate, "--protocol", str(proto))
+    evaluated = Path(g).read_bytes()
+    # evaluating again reads the recorded outcome back and leaves the groups untouched
+    assert "already evaluated" in ok(*evaluate, "--protocol", str(proto))
+    assert Path(g).read_bytes() == evaluated
     out = ok(
         "annotate",
         "escalate",
