@@ -18,7 +18,6 @@ the video ids, must stay the same.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,28 +50,19 @@ class DemoResult:
         }
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _corpus_port(out: Path) -> int:
     """The corpus server's port: the one of the previous run (ids derive from URLs), else free."""
+    from emotions_data.annotation.server import free_port, port_is_free
+
     state_path = out / "demo.json"
     if state_path.exists():
         port = int(json.loads(state_path.read_text())["port"])
-        if not _port_is_free(port):
+        if not port_is_free(port):
             raise ServiceError(
                 f"port {port} of the previous demo run in {out} is taken; free it or use a new --out"
             )
         return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     atomic_write_text(state_path, json.dumps({"port": port}) + "\n")
     return port
 

@@ -58,13 +58,13 @@ def server_dir(root: Path) -> Path:
     return Path(root) / SERVER_DIR
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _port_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -188,14 +188,14 @@ def start_server(
     exe = ls_home / "venv" / "bin" / "label-studio"
     if not exe.exists():
         raise ServiceError(f"Label Studio is not installed at {exe}; run scripts/setup.sh")
-    if port is not None and not _port_free(port):
+    if port is not None and not port_is_free(port):
         # Label Studio would silently move to port+1; say so instead.
         raise ServiceError(f"port {port} on 127.0.0.1 is taken; choose another or leave --port out")
     _prepare_data(root, ls_home / "template")
     sdir = server_dir(root)
     token = (sdir / TOKEN_FILE).read_text().strip()
     media = (media_root or root).resolve()
-    port = port or _free_port()
+    port = port or free_port()
     home = sdir / "home"
     home.mkdir(exist_ok=True)
     env = clean_env(
