@@ -32,21 +32,34 @@ def read_groups(path: Path) -> pd.DataFrame:
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Declared columns, rows by stage (in order of first appearance), video, annotator.
+
+    Stages keep the order in which they were first pulled, which is the protocol's order, so
+    reports that list stages as they appear (``agreement``) follow the protocol.
+    """
     frame = frame.copy()
     for col in COLUMNS:
         if col not in frame.columns:
             frame[col] = None
     frame = frame[COLUMNS]
-    frame = frame.sort_values(["stage", "video_id", "annotator_id"], kind="stable")
-    return frame.reset_index(drop=True)
+    frame["_stage_rank"] = pd.factorize(frame["stage"])[0]
+    frame = frame.sort_values(["_stage_rank", "video_id", "annotator_id"], kind="stable")
+    return frame.drop(columns="_stage_rank").reset_index(drop=True)
 
 
 def replace_stage(existing: pd.DataFrame, new: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """``existing`` with the rows of ``stage`` replaced by ``new``; the stage keeps its place."""
     keep = existing[existing["stage"] != stage] if len(existing) else existing
     parts = [p for p in (keep, new) if len(p)]
     if not parts:
         return _normalise(new)
-    return _normalise(pd.concat([_normalise(p) for p in parts], ignore_index=True))
+    merged = pd.concat([_normalise(p) for p in parts], ignore_index=True)
+    order = (
+        list(dict.fromkeys([*existing["stage"].astype(str), stage])) if len(existing) else [stage]
+    )
+    rank = {name: i for i, name in enumerate(order)}
+    merged = merged.iloc[merged["stage"].map(rank).argsort(kind="stable")]
+    return _normalise(merged)
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
