@@ -149,10 +149,9 @@ def _acquire(
     from emotions_data.ingest.prepare import PrepareConfig, prepare
 
     with step("fetch (yt-dlp) and prepare (probe, filters, dedup, normalise, cache)"):
-        fetched = fetch(urls, root, workers=workers, progress=progress)
-        echo(
-            f"      fetch: {fetched.to_dict()['by_status']} errors {fetched.to_dict()['by_error']}"
-        )
+        fetched = fetch(urls, root, workers=workers, progress=progress).to_dict()
+        echo(f"      fetch: {fetched['by_status']} errors {fetched['by_error']}")
+        result.figures["fetch"] = {k: fetched[k] for k in ("total", "downloaded", "skipped")}
         prepared = prepare(
             root, config=PrepareConfig(require_audio=True), workers=workers, progress=progress
         )
