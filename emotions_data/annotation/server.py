@@ -25,7 +25,12 @@ from emotions_data.annotation.server_setup import ADMIN_FILE, DATA_DIR, clean_en
 from emotions_data.schema.atomic import atomic_write_text
 from emotions_data.schema.errors import ServiceError
 
-LS_HOME = Path.home() / ".cache" / "emotions-data" / "labelstudio" / "current"
+#: Where scripts/setup.sh installs the Label Studio venv and template (same variable as there).
+LS_HOME = (
+    Path(os.environ.get("EMOTIONS_DATA_CACHE") or Path.home() / ".cache" / "emotions-data")
+    / "labelstudio"
+    / "current"
+)
 SERVER_DIR = "labelstudio"
 TOKEN_FILE = "token"
 STATE_FILE = "server.json"
