@@ -77,6 +77,14 @@ def classify(message: str) -> str:
     return "other"
 
 
+def short_message(message: str, secrets: list[str], limit: int = 300) -> str:
+    """One line of at most ``limit`` characters, secrets removed.
+
+    Redacted before it is cut: a cut through a secret would leave its first part unredacted.
+    """
+    return redact(" ".join(message.split()), secrets)[:limit]
+
+
 @dataclass(frozen=True)
 class DownloadTask:
     url: str
@@ -238,7 +246,7 @@ def download_one(task: DownloadTask) -> DownloadResult:
             video_id=guess_id,
             platform=guess_platform,
             error_kind=kind,
-            error_message=redact(" ".join(message.split())[:300], secrets),
+            error_message=short_message(message, secrets),
             attempts=attempts,
         )
 

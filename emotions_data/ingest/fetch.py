@@ -114,6 +114,10 @@ def read_url_list(urls: str | Path | pd.DataFrame) -> pd.DataFrame:
     df["url"] = df["url"].astype("string").str.strip()
     df = df[df["url"].notna() & (df["url"] != "")]
     df = df.drop_duplicates(subset="url", keep="first").reset_index(drop=True)
+    if df.empty:  # most likely the wrong file: say so rather than "fetched 0 of 0"
+        raise ManifestError(
+            [f"{source}: no URLs; expected one http(s) URL a line, or a 'url' column with URLs"]
+        )
     declared = set(VIDEOS.column_names)
     renames = {c: f"input_{c}" for c in df.columns if c in declared and c != "platform"}
     return df.rename(columns=renames)
@@ -213,9 +217,9 @@ def fetch(
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
     prof = load_profile(profile)
+    inputs = read_url_list(urls)  # a bad list fails before anything is created
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    inputs = read_url_list(urls)
     params = {
         "workers": workers,
         "retry_failed": retry_failed,

@@ -119,6 +119,15 @@ class PrepareConfig:
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _of_kind(value: Any, kind: str) -> bool:
+    """Whether a YAML value fits a setting declared ``int``, ``float``, ``bool`` or ``str``."""
+    if isinstance(value, bool):
+        return kind == "bool"  # YAML true/false is no number
+    if kind == "float":
+        return isinstance(value, int | float)
+    return isinstance(value, {"int": int, "bool": bool, "str": str}[kind])
+
+
 def load_prepare_config(
     source: PrepareConfig | str | Path | dict[str, Any] | None,
 ) -> PrepareConfig:
@@ -140,6 +149,11 @@ def load_prepare_config(
         raise ConfigError(
             f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
         )
+    for name, kind in allowed.items():
+        # a wrong type would otherwise reach ffmpeg and mark every video failed for good
+        if name in data and not _of_kind(data[name], str(kind)):
+            article = "an" if kind == "int" else "a"
+            raise ConfigError(f"{where}: {name} must be {article} {kind}, got {data[name]!r}")
     config = PrepareConfig(**data)
     for name in ("short_side", "segments", "frames_per_segment", "cache_size", "phash_frames"):
         if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
@@ -457,7 +471,13 @@ def prepare(
     _remove_leftovers(root)
 
     # candidates: every fetched file not already failed; their derived status is recomputed
-    cand = [r for r in book.rows if r.get("media_path") and r["status"] != "failed"]
+    # ...and, when the output settings changed, also the files an earlier run failed on: a
+    # bad setting (an encoder ffmpeg lacks) must not mark good videos failed for good
+    cand = [
+        r
+        for r in book.rows
+        if r.get("media_path") and (r["status"] != "failed" or not same_outputs)
+    ]
     for row in cand:
         row.update(status="ok", error_kind=None, error_message=None, dup_of=None)
         if not same_outputs:

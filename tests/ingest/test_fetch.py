@@ -197,6 +197,18 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "unknown setting(s) cookie" in result.output
 
 
+@pytest.mark.parametrize("text", ["", "\n# only a comment\n", "url\n", "url,platform\n,tiktok\n"])
+def test_cli_empty_url_list_is_an_error(tmp_path: Path, text: str) -> None:
+    urls = tmp_path / ("urls.txt" if "url" not in text else "urls.csv")
+    urls.write_text(text)
+    out = tmp_path / "r"
+    result = CliRunner().invoke(main, ["fetch", str(urls), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error:") and "no URLs" in result.output
+    assert urls.name in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()  # nothing is created for a list that cannot be right
+
+
 def test_file_urls_need_the_flag(site: Path, tmp_path: Path) -> None:
     urls = pd.DataFrame({"url": [(site / "red.mp4").as_uri()]})
     refused = fetch(urls, tmp_path, progress=False, executor="serial")

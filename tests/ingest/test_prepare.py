@@ -14,7 +14,12 @@ from click.testing import CliRunner
 from emotions_data.cli import main
 from emotions_data.ingest.features import read_wav_mono
 from emotions_data.ingest.fetch import fetch
-from emotions_data.ingest.prepare import PrepareSummary, build_cache_for_file, prepare
+from emotions_data.ingest.prepare import (
+    PrepareConfig,
+    PrepareSummary,
+    build_cache_for_file,
+    prepare,
+)
 from emotions_data.ingest.probe import probe
 from emotions_data.schema.cache import read_cache
 from emotions_data.schema.io import read_manifest
@@ -168,3 +173,14 @@ def test_cli_errors(tmp_path: Path) -> None:
     bad.write_text("short_sid: 360\n")
     result = runner.invoke(main, ["prepare", "--root", str(tmp_path), "--config", str(bad)])
     assert result.exit_code == 1 and "unknown setting(s) short_sid" in result.output
+
+
+def test_bad_encoder_setting_does_not_fail_videos_for_good(site: Path, tmp_path: Path) -> None:
+    """A config ffmpeg rejects fails the items; the next run with good settings redoes them."""
+    root = tmp_path / "root"
+    with serve_directory(site) as srv:
+        fetch(pd.DataFrame({"url": [srv.url("red.mp4")]}), root, workers=1, progress=False)
+    bad = prepare(root, config=PrepareConfig(video_codec="libnope"), workers=1, progress=False)
+    assert bad.by_status == {"failed": 1}
+    good = prepare(root, workers=1, progress=False)
+    assert good.by_status == {"ok": 1} and good.processed == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotions_data.ingest.download import classify, guess_ids
+from emotions_data.ingest.download import classify, guess_ids, short_message
 from emotions_data.ingest.executors import run_tasks
 from emotions_data.ingest.features import audio_features, silent_features
 from emotions_data.ingest.mediapass import normalised_size, output_fps, tsn_indices
@@ -134,6 +134,26 @@ def test_prepare_config() -> None:
         load_prepare_config({"segments": 0})
     with pytest.raises(ConfigError, match="min_duration_s"):
         load_prepare_config({"min_duration_s": 9, "max_duration_s": 1})
+    # wrong types are a one-line error, not a traceback or every video failed by ffmpeg
+    for setting, value in [
+        ("fps", "fast"),
+        ("min_duration_s", "x"),
+        ("crf", "x"),
+        ("require_audio", "maybe"),
+        ("cache_size", True),
+        ("video_codec", 264),
+    ]:
+        with pytest.raises(ConfigError, match=f"{setting} must be an? [a-z]+, got"):
+            load_prepare_config({setting: value})
+    assert load_prepare_config({"fps": 12, "require_audio": True}).fps == 12
+
+
+def test_short_message_redacts_before_cutting() -> None:
+    secret = "http://alice:pw5ecret@10.0.0.1:3128"
+    message = "x" * 290 + f" proxy {secret} refused"
+    short = short_message(message, [secret])
+    assert len(short) <= 300 and "alice" not in short and "pw5e" not in short
+    assert short_message("a\n  b", []) == "a b"
 
 
 def _pid_and_value(x: int) -> tuple[int, int]:
