@@ -107,7 +107,13 @@ class BaselineConfig:
                 raise ConfigError(
                     f"{source}: unknown key(s) {bad} in {name!r}; allowed: {sorted(allowed)}"
                 )
-            built[name] = klass(**values)
+            built[name] = klass(
+                **{
+                    f.name: _coerce(values[f.name], str(f.type), f"{source}: {name}.{f.name}")
+                    for f in dataclasses.fields(klass)
+                    if f.name in values
+                }
+            )
         config = cls(**built)
         config.validate(source)
         return config
@@ -134,6 +140,32 @@ class BaselineConfig:
             raise ConfigError(f"{source}: sizes, epochs and batch settings must be >= 1")
         if m.d_model % m.attention_heads:
             raise ConfigError(f"{source}: model.d_model must be a multiple of attention_heads")
+
+
+def _coerce(value: Any, kind: str, where: str) -> Any:
+    """``value`` as the field's type ``kind`` (its annotation), or a one-line ConfigError.
+
+    A float given as a string is parsed: YAML 1.1 reads ``1e-4`` (no dot) as the string '1e-4',
+    which would otherwise reach the optimizer and fail there with a traceback.
+    """
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)  # True is an int
+    if kind.startswith("list[") and isinstance(value, list | tuple):
+        try:
+            return [_coerce(v, kind[5:-1], where) for v in value]
+        except ConfigError:
+            pass
+    elif kind == "float" and (numeric or isinstance(value, str)):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif (
+        (kind == "int" and numeric and isinstance(value, int))
+        or (kind == "bool" and isinstance(value, bool))
+        or (kind == "str" and isinstance(value, str))
+    ):
+        return value
+    raise ConfigError(f"{where} must be {kind}, got {value!r}")
 
 
 def load_config(
