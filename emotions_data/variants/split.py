@@ -258,6 +258,13 @@ def make_split(
             plat_codes[dev],
             n_plat,
         )
+        empty = [k for k in range(folds) if not (fold == k).any()]
+        if empty:  # more folds than leakage groups: a fold would have no video at all
+            raise ConfigError(
+                f"folds {folds}: {len(empty)} fold(s) would get no video from the {n_sub} "
+                f"leakage groups (an uploader's videos, a near-duplicate cluster) outside the "
+                f"test set; use fewer folds"
+            )
         frame["split"] = np.where(~dev, "test", np.where(fold == 0, "val", "train"))
         frame["fold"] = pd.array([None if f < 0 else int(f) for f in fold], dtype="Int32")
     out = (

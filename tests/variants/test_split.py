@@ -77,6 +77,17 @@ def test_folds_are_leakage_free_and_balanced(frames: dict[str, pd.DataFrame]) ->
     assert check_no_leakage(frame, frames["videos"]) == []
 
 
+def test_more_folds_than_groups_is_an_error(tmp_path: Path) -> None:
+    write_root(tmp_path, 60)
+    out = tmp_path / "split.parquet"
+    result = CliRunner().invoke(
+        main, ["split", "--root", str(tmp_path), "--folds", "200", "--out", str(out)]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: folds 200:") and "use fewer folds" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
 @pytest.mark.parametrize("text", ["0.7,0.3", "0.5,0.5,0.5", "0,0.5,0.5", "a,b,c"])
 def test_bad_ratios(text: str) -> None:
     with pytest.raises(ConfigError, match="ratios"):
