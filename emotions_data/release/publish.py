@@ -129,6 +129,25 @@ def _write_parquet(frame: pd.DataFrame, schema: pa.Schema, path: Path, taxonomy:
         pq.write_table(table, tmp)
 
 
+def _remove_stale(out: Path, files: dict[str, dict[str, str]], media: set[str]) -> None:
+    """Delete what an earlier release into ``out`` wrote and this one does not hold.
+
+    hydrate and ``datasets`` read every ``data/<variant>/<split>.parquet``, so a split or a
+    variant that is gone would come back; an ids-only release must not ship old media.
+    """
+    keep = {rel for per_split in files.values() for rel in per_split.values()}
+    for file in sorted(out.glob("data/*/*.parquet")):
+        if file.relative_to(out).as_posix() not in keep:
+            file.unlink()
+    for folder in sorted(out.glob("data/*")):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    if (out / "media").is_dir():
+        for file in sorted((out / "media").iterdir()):
+            if file.is_file() and f"media/{file.name}" not in media:
+                file.unlink()
+
+
 def build_release(
     root: str | Path,
     out: str | Path,
@@ -182,6 +201,7 @@ def build_release(
             files[variant][name_] = rel
             digests[rel] = sha256_file(out / rel)
         rows[variant] = len(frame)
+    _remove_stale(out, files, set(base["media_path"]) if with_media else set())
     agreement = facts.agreement(n_boot=n_boot, seed=seed)
     card = dataset_card(facts, info, agreement, files)
     atomic_write_text(out / "README.md", card)

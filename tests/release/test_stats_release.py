@@ -153,3 +153,24 @@ def test_release_without_variants_is_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "build-variants" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_release_again_drops_what_the_manifests_no_longer_hold(tmp_path: Path) -> None:
+    """A variant or split gone from the root, or media after --ids-only, leaves the release."""
+    from emotions_data.release.publish import build_release, read_release
+
+    write_root(tmp_path, 60)
+    result = CliRunner().invoke(main, ["build-variants", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for row in read_manifest(tmp_path / "videos.parquet").df.itertuples():
+        if isinstance(row.media_path, str):
+            (tmp_path / row.media_path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / row.media_path).write_bytes(row.video_id.encode())
+    out = tmp_path / "release"
+    first = build_release(tmp_path, out, with_media=True, n_boot=20)
+    assert first.media_files == 60 and (out / "data" / "balanced").is_dir()
+    (tmp_path / "variants" / "balanced.parquet").unlink()
+    build_release(tmp_path, out, n_boot=20)
+    assert set(read_release(out)) == {"full", "test-oriented"}
+    assert not (out / "data" / "balanced").exists()
+    assert not any((out / "media").iterdir())  # ids-only now: no media shipped
