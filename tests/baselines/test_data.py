@@ -120,3 +120,37 @@ def test_photometric_rotates_and_scales_on_the_device() -> None:
     assert torch.allclose(out[0], torch.full_like(out[0], 50.0))
     # a half-turn moves the dark half to the right
     assert out[1, 0, 0, 4, :4, 0].mean() > 90 and out[1, 0, 0, 4, 4:, 0].mean() < 10
+
+
+def test_training_draws_a_random_segment_of_each_part(tmp_path: Path) -> None:
+    # 8 cache segments, each filled with its own index, onto 2 snippets: training must see
+    # every segment of each half across epochs (TSN), evaluation always the centre ones
+    from emotions_data.schema.cache import CacheMeta, write_cache
+
+    sc, fc, side = 8, 4, 16
+    frames = np.broadcast_to(
+        np.arange(sc, dtype=np.uint8)[:, None, None, None, None] * 10, (sc, fc, side, side, 3)
+    ).copy()
+    meta = CacheMeta("v", sc, fc, side, side, 4.0, 8.0, has_audio=False)
+    write_cache(
+        tmp_path / "cache" / "v",
+        meta,
+        frames,
+        np.zeros((64, 40), np.float32),
+        np.zeros((32, 40), np.float32),
+    )
+    items = SplitItems(["v"], [0], load_taxonomy(None), tmp_path / "m.parquet")
+    cfg = DataConfig(snippets=2, frames=4, size=8, audio_chunk=4, workers=0)
+    train = CacheClipDataset(items, tmp_path, cfg, train=True, seed=0)
+    seen: list[set[int]] = [set(), set()]
+    for epoch in range(40):
+        train.set_epoch(epoch)
+        sample = train[0]
+        assert sample is not None and "skipped" not in sample
+        for k in range(2):
+            seen[k].add(int(sample["video"][k].float().mean().item()) // 10)
+    assert seen == [{0, 1, 2, 3}, {4, 5, 6, 7}]
+    sample = CacheClipDataset(items, tmp_path, cfg, train=False)[0]
+    assert sample is not None
+    assert [int(sample["video"][k].float().mean().item()) // 10 for k in range(2)] == [2, 6]
+    assert _segment_indices(8, 2).tolist() == [2, 6]

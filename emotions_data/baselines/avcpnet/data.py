@@ -2,9 +2,9 @@
 
 TSN-style sampling: the cache holds ``Sc`` uniform segments of ``Fc`` consecutive frames; the
 dataset maps them onto the model's S snippets (loop-padding when Sc < S), takes a random
-F-frame window in each segment when training (the centre one when evaluating) and the audio
-chunk of the same segment. Spatial augmentation (corner/centre crop, flip, small rotation,
-brightness) is drawn once per video, from a generator seeded by (seed, epoch, index): a sample
+segment of each of the S parts and a random F-frame window in it when training (the centre
+ones when evaluating) and the audio chunk of the same segment. Spatial augmentation
+(corner/centre crop, flip, small rotation, brightness) is drawn once per video, from a generator seeded by (seed, epoch, index): a sample
 is the same whatever the worker, the process count or a resume, which makes resumed and DDP
 runs reproduce single-process ones.
 """
@@ -93,8 +93,18 @@ def load_split(variant: str | Path, split: str, root: str | Path) -> SplitItems:
     return SplitItems(ids, labels, tax, path, missing, corrupt)
 
 
-def _segment_indices(cache_segments: int, snippets: int) -> npt.NDArray[np.int64]:
-    # the centre of each of S equal parts of the cache's segments; repeats (loop-pads) if Sc < S
+def _segment_indices(
+    cache_segments: int, snippets: int, rng: np.random.Generator | None = None
+) -> npt.NDArray[np.int64]:
+    """The cache segment behind each of the S snippets: S equal parts of the cache's segments.
+
+    Evaluating (``rng`` None) takes the centre of each part; training takes a random segment of
+    each part (TSN), so a cache with more segments than snippets is seen whole across epochs.
+    Repeats (loop-pads) if Sc < S.
+    """
+    if rng is not None and cache_segments > snippets:
+        edges = np.floor(np.arange(snippets + 1) * cache_segments / snippets).astype(np.int64)
+        return np.asarray(rng.integers(edges[:-1], edges[1:]), dtype=np.int64)
     return np.floor((np.arange(snippets) + 0.5) * cache_segments / snippets).astype(np.int64)
 
 
@@ -221,7 +231,7 @@ class CacheClipDataset(Dataset[dict[str, Any] | None]):
             else None
         )
         sc, fc = entry.frames.shape[:2]
-        segments = _segment_indices(sc, cfg.snippets)
+        segments = _segment_indices(sc, cfg.snippets, rng)
         clips = []
         for seg in segments:
             if fc > cfg.frames:
