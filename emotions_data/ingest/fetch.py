@@ -103,6 +103,10 @@ def read_url_list(urls: str | Path | pd.DataFrame) -> pd.DataFrame:
                 lines = path.read_text(encoding="utf-8").splitlines()
             except FileNotFoundError:
                 raise ManifestError([f"{path}: no such file"]) from None
+            except UnicodeDecodeError:
+                raise ManifestError(
+                    [f"{path}: not UTF-8 text; expected one URL a line, or a .csv/.parquet table"]
+                ) from None
             df = pd.DataFrame(
                 {"url": [s.strip() for s in lines if s.strip() and not s.startswith("#")]}
             )

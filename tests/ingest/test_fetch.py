@@ -209,6 +209,15 @@ def test_cli_empty_url_list_is_an_error(tmp_path: Path, text: str) -> None:
     assert not out.exists()  # nothing is created for a list that cannot be right
 
 
+def test_cli_url_list_not_text_is_an_error(tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(b"\xcc\xff\x00binary")
+    result = CliRunner().invoke(main, ["fetch", str(urls), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
+    assert "urls.txt: not UTF-8 text" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_file_urls_need_the_flag(site: Path, tmp_path: Path) -> None:
     urls = pd.DataFrame({"url": [(site / "red.mp4").as_uri()]})
     refused = fetch(urls, tmp_path, progress=False, executor="serial")
