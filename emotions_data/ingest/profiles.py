@@ -65,6 +65,19 @@ class FetchProfile:
 
 
 _FIELDS = {f.name for f in fields(PlatformProfile)}
+_TYPES = {f.name: f.type for f in fields(PlatformProfile)}
+
+
+def _of_kind(value: Any, kind: str) -> bool:
+    """Whether a YAML value fits a field declared ``str``, ``int``, ``float`` (or ``... | None``)."""
+    if value is None:
+        return "None" in kind
+    if isinstance(value, bool):
+        return False  # YAML true/false is neither a number nor a name
+    base = kind.split("|")[0].strip()
+    if base == "float":
+        return isinstance(value, int | float)
+    return isinstance(value, {"int": int, "str": str}[base])
 
 
 def _section(data: Any, base: PlatformProfile, where: str) -> PlatformProfile:
@@ -77,6 +90,20 @@ def _section(data: Any, base: PlatformProfile, where: str) -> PlatformProfile:
         raise ConfigError(
             f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_FIELDS))}"
         )
+    for name, value in data.items():
+        # a wrong type would otherwise crash the run inside yt-dlp, or be ignored there
+        kind = str(_TYPES[name])
+        if not _of_kind(value, kind):
+            # the type, not the value: a misplaced proxy or cookies path is a secret too
+            got = type(value).__name__
+            raise ConfigError(f"{where}: {name} must be {kind.replace('|', 'or')}, got a {got}")
+    if data.get("rate_limit") is not None:
+        from yt_dlp.utils import parse_bytes
+
+        if parse_bytes(str(data["rate_limit"])) is None:
+            raise ConfigError(
+                f"{where}: rate_limit {data['rate_limit']!r} is not a rate like 500K or 2M"
+            )
     try:
         profile = replace(base, **data)
         for name in ("sleep_interval_s", "backoff_s", "socket_timeout_s"):

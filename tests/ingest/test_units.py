@@ -122,6 +122,20 @@ def test_profiles_and_redaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         load_profile(tmp_path / "none.yaml")
     with pytest.raises(ConfigError, match="retries"):
         load_profile({"default": {"retries": -1}})
+    # wrong types: one line naming the setting, never a crash inside yt-dlp, never the value
+    for setting, value in [
+        ("cookies_file", 123),
+        ("retries", "3"),
+        ("concurrency", True),
+        ("sleep_interval_s", "x"),
+        ("proxy", ["http://u:pw@10.0.0.1:3128"]),
+    ]:
+        with pytest.raises(ConfigError, match=f"default: {setting} must be") as err:
+            load_profile({"default": {setting: value}})
+        assert "pw@" not in str(err.value)
+    with pytest.raises(ConfigError, match="rate_limit 'fast' is not a rate"):
+        load_profile({"platforms": {"tiktok": {"rate_limit": "fast"}}})
+    assert load_profile({"default": {"rate_limit": "2M", "concurrency": None}}).default.rate_limit
 
 
 def test_prepare_config() -> None:
