@@ -50,11 +50,19 @@ def _check_params(name: str, rule: str, entry: dict[str, Any], source: str) -> d
     params = {k: entry.get(k, v) for k, v in allowed.items()}
     for key in ("per_class", "test_per_class"):
         value = params.get(key)
-        if value is not None and (not isinstance(value, int) or value < 1):
+        # bool is an int in Python: YAML `true` must not read as 1
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
             raise ConfigError(
                 f"{source}: variant {name!r}: {key} must be a positive integer or null"
             )
     if rule == "test_oriented":
+        if not isinstance(params["include_expert"], bool):
+            raise ConfigError(
+                f"{source}: variant {name!r}: include_expert must be true or false, "
+                f"got {params['include_expert']!r}"
+            )
         support = params["min_support"]
         if not isinstance(support, int | float) or not 0 < float(support) <= 1:
             raise ConfigError(f"{source}: variant {name!r}: min_support must be in (0, 1]")

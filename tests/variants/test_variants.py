@@ -102,6 +102,13 @@ def test_custom_yaml_variant_and_errors(root: Path, tmp_path: Path) -> None:
     yaml_path.write_text("variants:\n  x:\n    rule: balanced\n    per_klass: 3\n")
     with pytest.raises(ConfigError, match="unknown key"):
         load_variants(yaml_path)
+    for body, message in [
+        ("rule: balanced\n    per_class: true", "per_class must be a positive integer"),
+        ("rule: test_oriented\n    include_expert: maybe", "include_expert must be true or"),
+    ]:
+        yaml_path.write_text(f"variants:\n  x:\n    {body}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_variants(yaml_path)
     yaml_path.write_text("variants:\n  x:\n    rule: random\n")
     bad = CliRunner().invoke(
         main,
