@@ -92,6 +92,12 @@ def test_missing_and_corrupt_caches_are_skipped_and_counted(tmp_path: Path) -> N
     assert len(batch) == 1 and batch.video.shape[0] == 1
 
 
+def test_a_split_without_any_cache_is_an_error(dataset_root: Path, tmp_path: Path) -> None:
+    # a wrong --root used to give a "trained" run on nothing, with exit code 0
+    with pytest.raises(ConfigError, match=r"none of the 6 'train' rows has a readable cache"):
+        load_split(dataset_root / "variants", "train", tmp_path)
+
+
 def test_variant_resolution_and_empty_split(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected one variant manifest"):
         resolve_variant(tmp_path)

@@ -65,7 +65,7 @@ def cache_dir(root: str | Path, video_id: str) -> Path:
 
 def load_split(variant: str | Path, split: str, root: str | Path) -> SplitItems:
     """Read the ``split`` rows of a variant manifest; rows whose cache is missing or corrupt are
-    counted, not used.
+    counted, not used (a split left with no row at all is a ``ConfigError``).
 
     Each cache is opened memory-mapped (headers and sizes only, cheap), so broken ones are left
     out before training: under DDP a rank whose whole micro-batch failed at load time would
@@ -90,6 +90,14 @@ def load_split(variant: str | Path, split: str, root: str | Path) -> SplitItems:
             continue
         ids.append(str(video_id))
         labels.append(tax.index(str(label)))
+    if not ids:
+        # nothing to train or evaluate on (most often a wrong --root): an error, not a silent
+        # run that "selects" an epoch with accuracy 0
+        raise ConfigError(
+            f"{path}: none of the {len(rows)} {split!r} rows has a readable cache under "
+            f"{Path(root) / 'cache'} ({len(missing)} missing, {len(corrupt)} corrupt); "
+            "check --root or run prepare"
+        )
     return SplitItems(ids, labels, tax, path, missing, corrupt)
 
 
