@@ -107,9 +107,10 @@ def read_url_list(urls: str | Path | pd.DataFrame) -> pd.DataFrame:
                 raise ManifestError(
                     [f"{path}: not UTF-8 text; expected one URL a line, or a .csv/.parquet table"]
                 ) from None
-            df = pd.DataFrame(
-                {"url": [s.strip() for s in lines if s.strip() and not s.startswith("#")]}
-            )
+            kept = [s.strip() for s in lines if s.strip() and not s.startswith("#")]
+            if kept and kept[0].lower() == "url":  # a one-column CSV saved as .txt
+                kept = kept[1:]
+            df = pd.DataFrame({"url": kept})
     if "url" not in df.columns:
         raise ManifestError(
             [f"{source}: no 'url' column; columns are {', '.join(map(str, df.columns)) or 'none'}"]

@@ -132,6 +132,9 @@ def test_url_list_formats(tmp_path: Path) -> None:
     txt = tmp_path / "urls.txt"
     txt.write_text("# comment\nhttp://a/x.mp4\n\nhttp://a/x.mp4\n  http://b/y.mp4  \n")
     assert list(read_url_list(txt)["url"]) == ["http://a/x.mp4", "http://b/y.mp4"]
+    headed = tmp_path / "headed.txt"  # a one-column CSV saved as .txt: the header is no URL
+    headed.write_text("url\nhttp://a/x.mp4\n")
+    assert list(read_url_list(headed)["url"]) == ["http://a/x.mp4"]
     csv = tmp_path / "urls.csv"
     csv.write_text("link\nhttp://a/x.mp4\n")
     with pytest.raises(Exception, match="no 'url' column"):
