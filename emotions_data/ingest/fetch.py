@@ -24,6 +24,7 @@ import pandas as pd
 
 from emotions_data.ingest.download import DownloadResult, DownloadTask, download_one, guess_ids
 from emotions_data.ingest.executors import check_executor, run_tasks
+from emotions_data.ingest.probe import PROBE_COLUMNS
 from emotions_data.ingest.profiles import FetchProfile, load_profile
 from emotions_data.schema.errors import ConfigError, ManifestError
 from emotions_data.schema.ids import url_video_id
@@ -35,27 +36,9 @@ MANIFEST_NAME = "videos.parquet"
 _FLUSH_EVERY_S = 5.0
 #: ...but sooner when a write is cheap: writing may take at most this share of the run.
 _FLUSH_SHARE = 0.05
-#: ffprobe columns, filled by fetch's own check of the file and reused by prepare.
-PROBE_COLUMNS = (
-    "duration_s",
-    "width",
-    "height",
-    "fps",
-    "has_audio",
-    "audio_sample_rate",
-    "video_codec",
-    "audio_codec",
-)
 #: Columns set by prepare; a fresh download clears them so prepare looks at the file again.
 PREPARE_COLUMNS = (
-    "duration_s",
-    "width",
-    "height",
-    "fps",
-    "has_audio",
-    "audio_sample_rate",
-    "video_codec",
-    "audio_codec",
+    *PROBE_COLUMNS,
     "phash",
     "dup_of",
     "normalized_path",

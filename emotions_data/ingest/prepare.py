@@ -38,7 +38,7 @@ from emotions_data.ingest.executors import check_executor, run_tasks
 from emotions_data.ingest.features import audio_features, read_wav_mono, silent_features
 from emotions_data.ingest.mediapass import PassSettings, run_pass, tsn_indices
 from emotions_data.ingest.phash import connected_groups, near_duplicate_pairs, video_phash
-from emotions_data.ingest.probe import MediaError, ProbeResult, probe
+from emotions_data.ingest.probe import PROBE_COLUMNS, MediaError, ProbeResult, probe
 from emotions_data.schema.atomic import atomic_path, sha256_file
 from emotions_data.schema.cache import CacheMeta, read_cache_meta, write_cache
 from emotions_data.schema.errors import ConfigError, ManifestError
@@ -51,7 +51,6 @@ _FLUSH_EVERY_S = 5.0
 #: ...but sooner when a write is cheap: writing may take at most this share of the run.
 _FLUSH_SHARE = 0.05
 _SCRATCH = ".prepare-tmp"
-PROBE_COLUMNS = tuple(f.name for f in fields(ProbeResult))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,10 @@ class ProbeResult:
 
     def to_columns(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: The videos-manifest columns an ffprobe fills (fetch's check of the file, reused by prepare).
+PROBE_COLUMNS = tuple(f.name for f in fields(ProbeResult))
 
 
 def ffmpeg_binary() -> str:
