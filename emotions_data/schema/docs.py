@@ -17,6 +17,8 @@ def render_schema_markdown() -> str:
         f"Schema version {SCHEMA_VERSION}. Every manifest is a Parquet file; `read_manifest` casts",
         "and validates on read, `write_manifest` on write (atomically). Paths are relative to the",
         "dataset root and may not escape it. Labels must belong to the taxonomy stored in the file.",
+        "Identifiers that become path components (`video_id`, `platform`, stage and group names)",
+        "must be safe names: letters, digits, `_`, `-` and `.`, not starting with `.` or `-`.",
         "",
         "## Metadata (every kind)",
         "",
@@ -36,6 +38,8 @@ def render_schema_markdown() -> str:
             )
             if c.is_path:
                 allowed = "relative path"
+            if c.is_name:
+                allowed = "safe name (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`)"
             lines.append(
                 f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {allowed} | {c.doc} |"
             )

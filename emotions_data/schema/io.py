@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from emotions_data.schema.atomic import atomic_path, sha256_file
 from emotions_data.schema.errors import ManifestError
 from emotions_data.schema.manifests import KINDS, SCHEMA_VERSION, ManifestKind
+from emotions_data.schema.safety import SAFE_NAME_PATTERN, SAFE_NAME_RULE
 from emotions_data.schema.taxonomy import Taxonomy, load_taxonomy
 
 META_PREFIX = "emotions_data."
@@ -180,6 +181,14 @@ def _check_rows(df: pd.DataFrame, kind: ManifestKind, taxonomy: Taxonomy, source
                 problems.append(
                     f"{_where(source, int(i), col.name)}: {series[i]!r} is not an allowed {what}; "
                     f"allowed: {', '.join(allowed)}"
+                )
+        if col.is_name:
+            values = series.dropna().astype(str)
+            bad_names = values.index[~values.str.fullmatch(SAFE_NAME_PATTERN)]
+            for i in bad_names[:_MAX_PROBLEMS]:
+                problems.append(
+                    f"{_where(source, int(i), col.name)}: {series[i]!r} is not a safe name; "
+                    f"allowed: {SAFE_NAME_RULE}"
                 )
         if col.is_path:
             values = series.dropna()

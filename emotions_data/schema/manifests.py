@@ -28,6 +28,8 @@ class Column:
     is_path: bool = False
     #: Values must be labels of the manifest's taxonomy.
     is_label: bool = False
+    #: Values become path components (``schema.safety``): safe names only.
+    is_name: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,12 +82,19 @@ VIDEOS = ManifestKind(
     key=("video_id",),
     allow_extra_columns=True,
     columns=(
-        Column("video_id", _S, False, "Stable id: `<platform>-<native id>` or sha256(url)[:16]."),
+        Column(
+            "video_id",
+            _S,
+            False,
+            "Stable id: `<platform>-<native id>` or sha256(url)[:16].",
+            is_name=True,
+        ),
         Column(
             "platform",
             _S,
             False,
             "Platform name (yt-dlp extractor key, lower case) or the input's `platform`.",
+            is_name=True,
         ),
         Column("source_url", _S, False, "The URL as given in the input list."),
         Column("status", _S, False, "Where the video stands.", allowed=VIDEO_STATUSES),
@@ -142,7 +151,7 @@ ANNOTATIONS = ManifestKind(
     doc="Long format, one row per judgement (crowd-kit's task/worker/label).",
     key=("video_id", "annotator_id", "stage"),
     columns=(
-        Column("video_id", _S, False, "The judged video."),
+        Column("video_id", _S, False, "The judged video.", is_name=True),
         Column(
             "annotator_id", _S, False, "Who judged (the roster's id, never a Label Studio e-mail)."
         ),
@@ -151,12 +160,19 @@ ANNOTATIONS = ManifestKind(
             _S,
             False,
             "Protocol stage (primary, cross_check_a, cross_check_b, expert, ...).",
+            is_name=True,
         ),
         Column("label", _S, False, "One class of the taxonomy.", is_label=True),
         Column("created_at", TIMESTAMP, True, "When the judgement was made (UTC)."),
         Column("lead_time_s", _F64, True, "Seconds the annotator spent on the task."),
         Column("source", _S, False, "Where the row came from.", allowed=ANNOTATION_SOURCES),
-        Column("group_id", _S, True, "The annotator group whose project held the task."),
+        Column(
+            "group_id",
+            _S,
+            True,
+            "The annotator group whose project held the task.",
+            is_name=True,
+        ),
         Column("ls_project_id", _I64, True, "Label Studio project id."),
         Column("ls_task_id", _I64, True, "Label Studio task id."),
         Column("ls_annotation_id", _I64, True, "Label Studio annotation id."),
@@ -168,7 +184,7 @@ LABELS = ManifestKind(
     doc="One final label per video, with its provenance.",
     key=("video_id",),
     columns=(
-        Column("video_id", _S, False, "The labelled video."),
+        Column("video_id", _S, False, "The labelled video.", is_name=True),
         Column("label", _S, False, "Final class.", is_label=True),
         Column("method", _S, False, "How the label was decided.", allowed=LABEL_METHODS),
         Column("n_votes", _I32, False, "Crowd judgements behind the label (expert excluded)."),
@@ -180,7 +196,13 @@ LABELS = ManifestKind(
             False,
             "Posterior probability of the label (vote share for majority).",
         ),
-        Column("decided_stage", _S, False, "Stage whose judgements decided the label."),
+        Column(
+            "decided_stage",
+            _S,
+            False,
+            "Stage whose judgements decided the label.",
+            is_name=True,
+        ),
         Column(
             "expert_changed", _B, False, "The expert's label differs from the crowd's majority."
         ),
@@ -192,7 +214,7 @@ SPLIT = ManifestKind(
     doc="One row per video of a split or dataset variant; variant name, seed and parameters in the metadata.",
     key=("video_id",),
     columns=(
-        Column("video_id", _S, False, "The video."),
+        Column("video_id", _S, False, "The video.", is_name=True),
         Column("label", _S, False, "Its final class.", is_label=True),
         Column("split", _S, False, "Which split it belongs to.", allowed=SPLITS),
         Column("fold", _I32, True, "Cross-validation fold (null without --folds)."),
@@ -210,7 +232,7 @@ GROUPS = ManifestKind(
     allow_extra_columns=True,
     columns=(
         Column("annotator_id", _S, False, "Roster id of the annotator."),
-        Column("group_id", _S, False, "Group name (A, B, C, ...)."),
+        Column("group_id", _S, False, "Group name (A, B, C, ...).", is_name=True),
         Column("leader", _B, False, "Whether the annotator leads the group."),
         Column("active", _B, False, "False once removed by a consistency evaluation."),
         Column("reason", _S, True, "Why the annotator was moved or removed (null when untouched)."),
