@@ -18,11 +18,9 @@ from emotions_data.schema.manifests import SPLITS
 @dataclass(frozen=True)
 class ReleaseInfo:
     name: str
+    #: Written as given (the card's ``license`` and Croissant's); the platforms' terms are
+    #: stated apart (``texts()["platform_terms"]``), never appended to it.
     license: str = "other"
-    license_note: str = (
-        "Labels and metadata for academic research only. The videos belong to their uploaders "
-        "and platforms: they are not redistributed here, only their URLs and sha256."
-    )
     homepage: str | None = None
     version: str = "1.0.0"
     with_media: bool = False
@@ -154,10 +152,8 @@ def texts(facts: DatasetFacts, info: ReleaseInfo, agreement: dict[str, Any]) -> 
         "figures. Not for decisions about individuals, surveillance, or inferring the emotions "
         "of the people shown outside research."
     )
-    smallest = str(counts.idxmin())
     out["limitations"] = (
-        f"Class imbalance: {smallest} has {int(counts.min())} videos against "
-        f"{int(counts.max())} for {counts.idxmax()}. Platform mix: {plat_text}; content and "
+        f"{facts.imbalance()} Platform mix: {plat_text}; content and "
         "culture follow those platforms. Labels are perceived emotions, not the emotions of the "
         f"people shown; {_pct(n - quality['unanimous'], n)} of labels are not unanimous. "
         "Videos are distributed as URLs: links die and files change, so a re-downloaded copy "
@@ -171,6 +167,21 @@ def texts(facts: DatasetFacts, info: ReleaseInfo, agreement: dict[str, Any]) -> 
         + "; uploader ids and titles are left out of the data files (they are only used to keep "
         "uploaders in one split). Annotators are identified only by roster ids, never by name "
         "or e-mail."
+    )
+    out["license"] = (
+        f"The labels and metadata of this release are published under `{info.license}`. It "
+        "does not cover the videos themselves: see the platforms' terms."
+    )
+    out["platform_terms"] = (
+        f"The videos belong to their uploaders and are hosted by their platforms "
+        f"({', '.join(str(p) for p in platforms.index)})"
+        + (
+            "; this release includes normalised copies of them under media/"
+            if info.with_media
+            else "; they are not redistributed here, only their URLs and sha256"
+        )
+        + ". Downloading and using them (e.g. with `emotions-data hydrate`) is subject to each "
+        "platform's terms of service and to the rights of the uploaders and of the people shown."
     )
     out["maintenance"] = (
         f"Version {info.version}, built from manifests created "
@@ -236,6 +247,17 @@ def dataset_card(
             + f" | {int(tot['total'])} |"
         )
     md += [""]
+    default = next(iter(facts.variants))
+    md += [f"Classes per split of the default variant ({default}), in taxonomy order:", ""]
+    per_class = facts.variant_table(default)
+    md += ["| class | " + " | ".join(SPLITS) + " | total |", "|---" * (len(SPLITS) + 2) + "|"]
+    for cls, row in per_class.iterrows():
+        md.append(
+            f"| {cls} | "
+            + " | ".join(str(int(row[s])) for s in SPLITS)
+            + f" | {int(row['total'])} |"
+        )
+    md += [""]
     for name, meta in facts.variant_meta.items():
         definition = meta.get("definition") or {}
         params = {k: v for k, v in definition.items() if k not in ("rationale",)}
@@ -268,5 +290,6 @@ def dataset_card(
     md += ["## Limitations", "", t["limitations"], ""]
     md += ["## Personal and sensitive information", "", t["personal_information"], ""]
     md += ["## Maintenance", "", t["maintenance"], ""]
-    md += ["## Licence", "", info.license_note, ""]
+    md += ["## Licence", "", t["license"], ""]
+    md += ["## Platforms' terms", "", t["platform_terms"], ""]
     return "\n".join(md)

@@ -138,9 +138,9 @@ def croissant(
         "conformsTo": [CONFORMS_TO, RAI_CONFORMS_TO],
         "name": info.name,
         "description": description,
-        "license": info.license
-        if "://" in info.license
-        else f"{info.license}: {info.license_note}",
+        "license": info.license,
+        # schema.org's field for what governs access to the content: the platforms' terms
+        "conditionsOfAccess": texts["platform_terms"],
         "url": info.homepage or "https://example.invalid/" + info.name,
         "version": info.version,
         "datePublished": dt.date.today().isoformat(),
@@ -179,8 +179,8 @@ def croissant(
         "rai:dataBiases": [texts["limitations"]],
         "rai:dataLimitations": [texts["limitations"]],
         "rai:dataSocialImpact": (
-            "Emotion recognition can be misused to profile people; the licence restricts the "
-            "data to research and the card lists the out-of-scope uses."
+            "Emotion recognition can be misused to profile people; the dataset card lists the "
+            "out-of-scope uses."
         ),
         "rai:personalSensitiveInformation": [texts["personal_information"]],
         "rai:dataReleaseMaintenancePlan": [texts["maintenance"]],

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotions_data.annotation.protocol import EXPERT_GROUP
 from emotions_data.schema.errors import ManifestError
 from emotions_data.schema.io import Manifest, read_manifest
 from emotions_data.schema.manifests import SPLITS
@@ -86,6 +87,17 @@ class DatasetFacts:
         counts = self.labels["label"].value_counts()
         return pd.Series(
             [int(counts.get(c, 0)) for c in self.taxonomy.classes], index=self.taxonomy.classes
+        )
+
+    def imbalance(self) -> str:
+        """One sentence naming the largest and the smallest class (taxonomy order breaks ties)."""
+        counts = self.class_counts()
+        largest, smallest = str(counts.idxmax()), str(counts.idxmin())
+        if counts[largest] == counts[smallest]:
+            return f"No class imbalance: every class has {int(counts[largest])} videos."
+        return (
+            f"Class imbalance: the largest class, {largest}, has {int(counts[largest])} videos; "
+            f"the smallest, {smallest}, has {int(counts[smallest])}."
         )
 
     def variant_table(self, name: str) -> pd.DataFrame:
@@ -189,7 +201,8 @@ class DatasetFacts:
             }
         if self.groups is not None:
             g = self.groups
-            out["groups"] = int(g["group_id"].nunique())
+            # the expert is a group in the manifest but not one of the crowd's groups
+            out["groups"] = int(g.loc[g["group_id"] != EXPERT_GROUP, "group_id"].nunique())
             out["active_annotators"] = int(g["active"].sum())
             out["removed_annotators"] = int((~g["active"].astype(bool)).sum())
         return out
