@@ -68,12 +68,15 @@ def unclear_items(
     return sorted(str(v) for v in enc.items[tied | (share <= clear_majority)])
 
 
-def _first_group(state: State, stage: Stage, vid: str) -> str | None:
+def _first_groups(state: State, stage: Stage) -> dict[str, str]:
+    """video_id -> the first crowd group that held it in the stage's source stages."""
+    first: dict[str, str] = {}
     for source in stage.from_stages:
         for group, vids in state.assignments.get(source, {}).items():
-            if vid in vids and group != EXPERT_GROUP:
-                return group
-    return None
+            if group != EXPERT_GROUP:
+                for vid in vids:
+                    first.setdefault(vid, group)
+    return first
 
 
 def compute_assignment(
@@ -123,13 +126,15 @@ def compute_assignment(
     unjudged = [v for v in every if v not in routed]
     if stage.kind == "expert" or stage.source == "uncertain":
         return ({EXPERT_GROUP: items} if items else {}), len(routed), unjudged
-    judged_by = frame.groupby("video_id")["group_id"].agg(lambda s: set(s.dropna().astype(str)))
+    # (video, group) pairs that judged it: one set built once, not one per video.
+    pairs = frame[["video_id", "group_id"]].dropna().astype(str).drop_duplicates()
+    judged = set(zip(pairs["video_id"], pairs["group_id"], strict=True))
+    first_groups = _first_groups(state, stage)
+    position = {g: i for i, g in enumerate(names)}
     for vid in items:
-        first = _first_group(state, stage, vid) or names[0]
-        base = names.index(first) if first in names else 0
+        base = position.get(first_groups.get(vid, names[0]), 0)
         order = [names[(base + stage.offset + i) % len(names)] for i in range(len(names))]
-        seen = judged_by.get(vid, set())
-        target = next((g for g in order if g not in seen), order[0])
+        target = next((g for g in order if (vid, g) not in judged), order[0])
         out.setdefault(target, []).append(vid)
     return {g: sorted(v) for g, v in sorted(out.items())}, len(routed), unjudged
 

@@ -105,7 +105,9 @@ def finalize_labels(
             "method": "majority" if method == "majority" else "dawid_skene",
             "n_votes": counts.sum(axis=1).astype(np.int32),
             "entropy": _entropy_bits(shares),
-            "decided_stage": [stage_names[int(last_stage[v])] for v in items],
+            "decided_stage": np.asarray(stage_names, dtype=object)[
+                last_stage.reindex(items).to_numpy(dtype=int)
+            ],
             "expert_changed": False,
         }
     )
@@ -113,28 +115,44 @@ def finalize_labels(
     expert = annotations[annotations["stage"].isin(expert_stages)]
     expert = active_judgements(expert, groups) if protocol.exclude_inactive else expert
     if len(expert):
-        # The latest expert judgement per item is the final word.
+        # The latest expert judgement per item is the final word. Vectorised: one index
+        # lookup for all expert items (a per-item scan of the frame is quadratic).
         expert = expert.sort_values("created_at", kind="stable", na_position="first")
-        final = expert.groupby("video_id").tail(1).set_index("video_id")
-        for vid, row in final.iterrows():
-            vid = str(vid)
-            if vid not in set(frame["video_id"]):
-                frame.loc[len(frame)] = [vid, None, "expert", 0, 0.0, row["stage"], False]
-                posterior = np.vstack([posterior, np.zeros(len(classes))])
-                shares = np.vstack([shares, np.zeros(len(classes))])
-                majority = pd.concat([majority, pd.Series([None], index=[vid])])
-            pos = int(np.flatnonzero(frame["video_id"].to_numpy() == vid)[0])
-            crowd_label = majority.iloc[pos]
-            frame.loc[pos, ["label", "method", "decided_stage"]] = [
-                row["label"],
-                "expert",
-                row["stage"],
-            ]
-            frame.loc[pos, "expert_changed"] = bool(
-                isinstance(crowd_label, str) and crowd_label != row["label"]
+        final = expert.groupby("video_id").tail(1)
+        final_ids = final["video_id"].astype(str).to_numpy(dtype=object)
+        final_labels = final["label"].to_numpy(dtype=object)
+        final_stages = final["stage"].to_numpy(dtype=object)
+        new = ~pd.Index(final_ids).isin(frame["video_id"])
+        if new.any():
+            # Items only the expert judged: no crowd votes, no crowd shares.
+            extra = pd.DataFrame(
+                {
+                    "video_id": final_ids[new],
+                    "label": None,
+                    "method": "expert",
+                    "n_votes": np.zeros(int(new.sum()), dtype=np.int32),
+                    "entropy": 0.0,
+                    "decided_stage": final_stages[new],
+                    "expert_changed": False,
+                }
             )
-            posterior[pos] = 0.0
-            posterior[pos, idx[str(row["label"])]] = 1.0
+            frame = pd.concat([frame, extra], ignore_index=True)
+            zeros = np.zeros((int(new.sum()), len(classes)))
+            posterior, shares = np.vstack([posterior, zeros]), np.vstack([shares, zeros])
+            majority = pd.concat(
+                [majority, pd.Series([None] * int(new.sum()), index=final_ids[new])]
+            )
+        pos = pd.Index(frame["video_id"]).get_indexer(final_ids)
+        crowd_labels = majority.to_numpy(dtype=object)[pos]
+        frame.loc[pos, "label"] = final_labels
+        frame.loc[pos, "method"] = "expert"
+        frame.loc[pos, "decided_stage"] = final_stages
+        frame.loc[pos, "expert_changed"] = [
+            isinstance(crowd, str) and crowd != given
+            for crowd, given in zip(crowd_labels, final_labels, strict=True)
+        ]
+        posterior[pos] = 0.0
+        posterior[pos, [idx[str(label)] for label in final_labels]] = 1.0
     label_idx = (
         frame["label"].map(lambda x: idx.get(x, -1) if isinstance(x, str) else -1).to_numpy()
     )
