@@ -19,7 +19,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -96,8 +96,11 @@ def read_cache_meta(folder: str | Path) -> CacheMeta:
         meta = CacheMeta(**data)
     except FileNotFoundError:
         raise CacheError(f"{folder}: no cache here (missing {META_FILE})") from None
-    except (ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise CacheError(f"{folder}: unreadable {META_FILE} ({exc})") from None
+    sizes = (meta.n_segments, meta.frames_per_segment, meta.height, meta.width, meta.n_mels)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (*sizes, meta.n_mfcc)):
+        raise CacheError(f"{folder}: {META_FILE} sizes must be integers, got {sizes}")
     if meta.version != CACHE_VERSION:
         raise CacheError(
             f"{folder}: cache version {meta.version}, expected {CACHE_VERSION}; re-run prepare"
@@ -105,27 +108,53 @@ def read_cache_meta(folder: str | Path) -> CacheMeta:
     return meta
 
 
-def read_cache(folder: str | Path, mmap: bool = True) -> CacheEntry:
-    """Load one video's cache, memory-mapped by default; raise ``CacheError`` if it is broken."""
+def _load_array(path: Path, mode: Literal["r"] | None) -> npt.NDArray[Any]:
+    """``np.load`` of one cache array; any malformed file (bad magic or header, truncated,
+    an absurd shape) is a one-line ``CacheError`` naming it, never a numpy traceback."""
+    try:
+        array: npt.NDArray[Any] = np.load(path, mmap_mode=mode, allow_pickle=False)
+    except FileNotFoundError:
+        raise CacheError(f"{path}: missing cache array") from None
+    # numpy raises ValueError for most bad headers, but EOFError for an empty file,
+    # OverflowError for a negative shape and MemoryError for a huge one read without mmap
+    except (OSError, ValueError, EOFError, OverflowError, MemoryError, SyntaxError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise CacheError(f"{path}: corrupt cache array ({reason})") from None
+    return array
+
+
+def read_cache(folder: str | Path, mmap: bool = True, check_values: bool = False) -> CacheEntry:
+    """Load one video's cache, memory-mapped by default; raise ``CacheError`` if it is broken.
+
+    Shapes and dtypes are always checked against ``meta.json`` (headers only, cheap).
+    ``check_values`` also reads the audio features and rejects any NaN or infinity (a single
+    one would turn the whole model NaN); frames are uint8 and cannot hold one.
+    """
     folder = Path(folder)
     meta = read_cache_meta(folder)
     mode: Literal["r"] | None = "r" if mmap else None
-    try:
-        frames = np.load(folder / FRAMES_FILE, mmap_mode=mode)
-        logmel = np.load(folder / LOGMEL_FILE, mmap_mode=mode)
-        mfcc = np.load(folder / MFCC_FILE, mmap_mode=mode)
-    except (OSError, ValueError) as exc:
-        raise CacheError(f"{folder}: corrupt cache array ({exc})") from None
+    frames = _load_array(folder / FRAMES_FILE, mode)
+    logmel = _load_array(folder / LOGMEL_FILE, mode)
+    mfcc = _load_array(folder / MFCC_FILE, mode)
     expected = (meta.n_segments, meta.frames_per_segment, meta.height, meta.width, 3)
     if frames.shape != expected or frames.dtype != np.uint8:
         raise CacheError(
             f"{folder}: frames are {frames.dtype} {frames.shape}, expected uint8 {expected}"
         )
-    if (
-        logmel.ndim != 2
-        or logmel.shape[0] != meta.n_mels
-        or mfcc.ndim != 2
-        or mfcc.shape[0] != meta.n_mfcc
-    ):
-        raise CacheError(f"{folder}: audio features do not match the meta (n_mels/n_mfcc)")
+    if min(expected) < 1:
+        raise CacheError(f"{folder}: empty frames {expected}; re-run prepare")
+    for name, array, rows in (("logmel", logmel, meta.n_mels), ("mfcc", mfcc, meta.n_mfcc)):
+        if array.ndim != 2 or array.shape[0] != rows or array.dtype != np.float32:
+            raise CacheError(
+                f"{folder}: {name} is {array.dtype} {array.shape}, expected float32 ({rows}, T)"
+            )
+    if logmel.shape[1] != mfcc.shape[1]:
+        raise CacheError(
+            f"{folder}: logmel has {logmel.shape[1]} steps but mfcc {mfcc.shape[1]}; re-run prepare"
+        )
+    if check_values:
+        for name, array in (("logmel", logmel), ("mfcc", mfcc)):
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise CacheError(f"{folder}: {name} holds {bad} non-finite value(s)")
     return CacheEntry(meta=meta, frames=frames, logmel=logmel, mfcc=mfcc)

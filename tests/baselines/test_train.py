@@ -221,3 +221,53 @@ def test_ddp_two_gloo_processes_match_single_process(
         assert a["lr"] == pytest.approx(b["lr"], rel=1e-9)
         assert a["val"] == pytest.approx(b["val"], abs=1e-9)
         assert a["val"]["n"] == 6
+
+
+def test_selection_breaks_ties_on_val_loss() -> None:
+    from emotions_data.baselines.avcpnet.trainer import is_better
+
+    best = {"epoch": 1, "value": 0.5, "loss": 2.0}
+    assert is_better(0.6, 9.0, best)  # a higher UAR wins whatever the loss
+    assert is_better(0.5, 1.5, best)  # a tie goes to the lower loss (was: the earliest epoch)
+    assert not is_better(0.5, 2.0, best) and not is_better(0.4, 0.1, best)
+
+
+@pytest.mark.slow
+def test_run_records_steps_heads_loss_and_provenance(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import hashlib
+
+    root, manifest = data
+    fit(manifest, root, load_config(TINY, FAST), tmp_path / "run", device="cpu", seed=1)
+    doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    epochs = doc["epochs"]
+    assert doc["tie_break"] == "lower val loss"
+    assert all(e["val_loss"] > 0 for e in epochs)
+    assert {tuple(e["val_heads"]) for e in epochs} == {("fused", "visual_only", "audio_only")}
+    assert epochs[0]["val_heads"]["fused"] == epochs[0]["val"]
+    # the selected epoch is the best val UAR, the lowest val loss among equal UARs
+    ranked = sorted(epochs, key=lambda e: (-e["val"]["uar"], e["val_loss"], e["epoch"]))
+    assert doc["best_epoch"] == ranked[0]["epoch"]
+    steps = [
+        json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()
+    ]
+    assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 6]  # 3 optimizer steps per epoch
+    first = steps[0]
+    assert {"loss", "loss_fused", "loss_visual", "loss_audio", "lr", "samples_per_s"} <= set(first)
+    assert 0 <= first["data_wait_share"] <= 1 and first["data_wait_s"] >= 0
+    assert first["loss"] == pytest.approx(
+        first["loss_fused"] + first["loss_visual"] + first["loss_audio"], rel=1e-5
+    )
+    origin = load_checkpoint(tmp_path / "run" / "best.pt")["provenance"]
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert origin["manifests"] == {str(manifest.resolve()): digest}
+    assert origin["versions"]["torch"] and origin["versions"]["python"]
+    head = subprocess.run(
+        ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if head:  # a git checkout: the commit is recorded
+        assert origin["git"]["commit"] == head

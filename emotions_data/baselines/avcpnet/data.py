@@ -225,7 +225,7 @@ class CacheClipDataset(Dataset[dict[str, Any] | None]):
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         video_id = self.items.video_ids[index]
         try:
-            entry = read_cache(cache_dir(self.root, video_id), mmap=True)
+            entry = read_cache(cache_dir(self.root, video_id), mmap=True, check_values=True)
             return self._sample(index, entry)
         except (CacheError, OSError, ValueError) as exc:
             # a missing or corrupt cache is skipped and counted by the collate function
@@ -273,6 +273,7 @@ class Batch:
     label: Tensor
     index: Tensor
     skipped: list[str]
+    skip_reasons: dict[str, str] = field(default_factory=dict)  # video_id -> why
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -281,10 +282,13 @@ class Batch:
 def collate(samples: list[dict[str, Any] | None]) -> Batch:
     """Stack the good samples; record the skipped ones (never crash on one bad cache)."""
     good = [s for s in samples if s is not None and "skipped" not in s]
-    skipped = [str(s["skipped"]) for s in samples if s is not None and "skipped" in s]
+    reasons = {
+        str(s["skipped"]): str(s["reason"]) for s in samples if s is not None and "skipped" in s
+    }
+    skipped = list(reasons)
     if not good:
         empty = torch.zeros(0)
-        return Batch(empty, empty, empty, empty.long(), empty.long(), skipped)
+        return Batch(empty, empty, empty, empty.long(), empty.long(), skipped, reasons)
     return Batch(
         video=torch.stack([s["video"] for s in good]),
         audio=torch.stack([s["audio"] for s in good]),
@@ -292,6 +296,7 @@ def collate(samples: list[dict[str, Any] | None]) -> Batch:
         label=torch.tensor([s["label"] for s in good], dtype=torch.long),
         index=torch.tensor([s["index"] for s in good], dtype=torch.long),
         skipped=skipped,
+        skip_reasons=reasons,
     )
 
 

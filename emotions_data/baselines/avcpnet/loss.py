@@ -78,15 +78,23 @@ class MultiTaskLoss(nn.Module):
         return loss
 
     def forward(self, outputs: dict[str, Tensor], target: Tensor) -> Tensor:
+        return self.with_parts(outputs, target)[0]
+
+    def with_parts(
+        self, outputs: dict[str, Tensor], target: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The total loss and its unweighted terms per head (for the per-step log)."""
         w_f, w_v, w_a = self.weights
-        loss = w_f * self.term(outputs["logits"], target)
+        parts = {"fused": self.term(outputs["logits"], target)}
+        loss = w_f * parts["fused"]
         if w_v:
-            loss = loss + w_v * self.term(outputs["logits_visual"], target)
+            parts["visual"] = self.term(outputs["logits_visual"], target)
+            loss = loss + w_v * parts["visual"]
         if w_a:
-            loss = loss + w_a * self.term(outputs["logits_audio"], target)
+            parts["audio"] = self.term(outputs["logits_audio"], target)
+            loss = loss + w_a * parts["audio"]
         if "logits_polarity" in outputs and self.polarity_weight:
             pol_target = self.base.class_polarity[target]
-            loss = loss + self.polarity_weight * F.cross_entropy(
-                outputs["logits_polarity"].float(), pol_target
-            )
-        return loss
+            parts["polarity"] = F.cross_entropy(outputs["logits_polarity"].float(), pol_target)
+            loss = loss + self.polarity_weight * parts["polarity"]
+        return loss, parts

@@ -10,6 +10,7 @@ continues exactly.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
@@ -50,10 +51,11 @@ from emotions_data.baselines.avcpnet.distributed import (
 from emotions_data.baselines.avcpnet.loss import MultiTaskLoss
 from emotions_data.baselines.avcpnet.metrics import classification_metrics, plot_confusion
 from emotions_data.baselines.avcpnet.model import AVCPNet
+from emotions_data.baselines.avcpnet.runlog import StepLog, provenance
 from emotions_data.baselines.avcpnet.schedule import warmup_cosine
 from emotions_data.baselines.avcpnet.weights import load_visual_weights
 from emotions_data.schema.atomic import atomic_write_text
-from emotions_data.schema.errors import ConfigError
+from emotions_data.schema.errors import ConfigError, EmotionsDataError
 from emotions_data.schema.taxonomy import Taxonomy
 
 
@@ -126,6 +128,19 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="batch", disable=not enabled, leave=False)
 
 
+class TrainingError(EmotionsDataError):
+    """Training cannot go on (a non-finite loss or gradient)."""
+
+
+def _check_finite(value: float, what: str, epoch: int, step: int, micro: int) -> None:
+    if not math.isfinite(value):
+        raise TrainingError(
+            f"non-finite {what} ({value}) at epoch {epoch + 1}, optimizer step {step} "
+            f"(micro-batch {micro + 1}); training stopped (last.pt holds the last finished epoch, "
+            "if any; try a lower optim.lr)"
+        )
+
+
 def train_one_epoch(
     model: nn.Module,
     criterion: MultiTaskLoss,
@@ -138,8 +153,15 @@ def train_one_epoch(
     *,
     info: DistInfo | None = None,
     progress: bool = False,
+    log: StepLog | None = None,
+    first_step: int = 0,
 ) -> dict[str, Any]:
-    """One pass over the training loader with gradient accumulation; returns loss and throughput."""
+    """One pass over the training loader with gradient accumulation; returns loss and throughput.
+
+    A non-finite loss (or gradient norm, which DDP makes the same on every process, so all
+    of them stop together) raises ``TrainingError`` naming the step. ``log`` receives one
+    record per optimizer step: the loss per head, lr, samples/s and the loader wait.
+    """
     info = info or DistInfo()
     opt = config.optim
     model.train()
@@ -150,14 +172,22 @@ def train_one_epoch(
     if isinstance(dataset, CacheClipDataset):
         dataset.set_epoch(epoch)
     n_micro = len(loader)
-    loss_sum, seen, skipped = 0.0, 0, set()
+    loss_sum, seen = 0.0, 0
+    skipped: dict[str, str] = {}
     last_good: Batch | None = None
     started = time.perf_counter()
     bar = _progress(n_micro, f"epoch {epoch + 1} train", progress and info.main)
     optimizer.zero_grad(set_to_none=True)
-    for i, batch in enumerate(loader):
+    step = first_step
+    group: dict[str, float] = {}
+    group_started, wait = started, 0.0
+    iterator = iter(loader)
+    for i in range(n_micro):
+        fetch_started = time.perf_counter()
+        batch = next(iterator)
+        wait += time.perf_counter() - fetch_started
         assert isinstance(batch, Batch)
-        skipped.update(batch.skipped)
+        skipped.update(batch.skip_reasons)
         group_start = (i // opt.accumulation) * opt.accumulation
         group_size = min(opt.accumulation, n_micro - group_start)
         last_of_group = i == group_start + group_size - 1
@@ -177,17 +207,47 @@ def train_one_epoch(
                 sync = model.no_sync()  # accumulate locally; all-reduce once per step
             with sync:
                 with _autocast(device, opt.amp):
-                    loss = criterion(model(video, audio), target)
-                (loss * weight / group_size).backward()
+                    loss, parts = criterion.with_parts(model(video, audio), target)
+                scaled: Any = loss * weight / group_size
+                scaled.backward()
             if weight:
-                loss_sum += float(loss.detach()) * len(batch)
+                value = float(loss.detach())
+                if not info.distributed:  # under DDP the shared gradient norm below decides
+                    _check_finite(value, "loss", epoch, step + 1, i)
+                loss_sum += value * len(batch)
                 seen += len(batch)
+                group["samples"] = group.get("samples", 0.0) + len(batch)
+                group["loss"] = group.get("loss", 0.0) + value * len(batch)
+                for name, term in parts.items():
+                    key = f"loss_{name}"
+                    group[key] = group.get(key, 0.0) + float(term.detach()) * len(batch)
         if last_of_group:
-            if opt.clip_grad_norm > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), opt.clip_grad_norm)
+            max_norm = opt.clip_grad_norm if opt.clip_grad_norm > 0 else math.inf
+            grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+            _check_finite(grad_norm, "gradient norm", epoch, step + 1, i)
+            lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if log is not None and info.main:
+                now = time.perf_counter()
+                n = max(group.get("samples", 0.0), 1.0)
+                log.step(
+                    {
+                        "epoch": epoch + 1,
+                        "step": step,
+                        **{k: v / n for k, v in group.items() if k.startswith("loss")},
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "samples_per_s": group.get("samples", 0.0)
+                        * info.world
+                        / max(now - group_started, 1e-9),
+                        "data_wait_s": wait,
+                        "data_wait_share": wait / max(now - group_started, 1e-9),
+                    }
+                )
+            group, group_started, wait = {}, time.perf_counter(), 0.0
         elapsed = time.perf_counter() - started
         bar.set_postfix(
             loss=f"{loss_sum / max(seen, 1):.4f}",
@@ -198,7 +258,7 @@ def train_one_epoch(
     bar.close()
     elapsed = time.perf_counter() - started
     loss_sum, seen_all = all_reduce_sum([loss_sum, float(seen)], info, device)
-    skipped_all = sorted({v for part in all_gather_objects(sorted(skipped), info) for v in part})
+    reasons = {k: v for part in all_gather_objects(skipped, info) for k, v in part.items()}
     return {
         "epoch": epoch + 1,
         "loss": loss_sum / max(seen_all, 1.0),
@@ -206,8 +266,13 @@ def train_one_epoch(
         "seconds": elapsed,
         "samples_per_s": seen_all / max(elapsed, 1e-9),
         "lr": optimizer.param_groups[0]["lr"],
-        "skipped": skipped_all,
+        "skipped": sorted(reasons),
+        "skip_reasons": dict(sorted(reasons.items())),
+        "steps": step,
     }
+
+
+HEADS = {"fused": "logits", "visual_only": "logits_visual", "audio_only": "logits_audio"}
 
 
 @torch.no_grad()
@@ -220,46 +285,73 @@ def evaluate(
     info: DistInfo | None = None,
     amp: bool = True,
     progress: bool = False,
+    criterion: MultiTaskLoss | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Metrics over the whole loader (gathered across processes) and per-sample probabilities."""
+    """Metrics over the whole loader (gathered across processes) and per-sample probabilities.
+
+    The top-level metrics are the fused head's; ``heads`` holds the fused, visual-only and
+    audio-only heads' (the modality ablation); ``loss`` is the training loss over the split
+    (the one criterion, EP-CE per head), which breaks ties in model selection.
+    """
     info = info or DistInfo()
     model.eval()
-    rows: list[tuple[int, int, list[float]]] = []
-    skipped: set[str] = set()
+    rows: list[tuple[int, int, dict[str, list[float]]]] = []
+    skipped: dict[str, str] = {}
     bar = _progress(len(loader), "evaluate", progress and info.main)
     for batch in loader:
         assert isinstance(batch, Batch)
-        skipped.update(batch.skipped)
+        skipped.update(batch.skip_reasons)
         if len(batch):
             with _autocast(device, amp):
                 out = model(batch.video.to(device), batch.audio.to(device))
-            probs = torch.softmax(out["logits"].float(), dim=1).cpu()
-            for idx, label, p in zip(
-                batch.index.tolist(), batch.label.tolist(), probs.tolist(), strict=True
+            logits = {k: v.float().cpu() for k, v in out.items()}
+            for j, (idx, label) in enumerate(
+                zip(batch.index.tolist(), batch.label.tolist(), strict=True)
             ):
-                rows.append((idx, label, p))
+                rows.append((idx, label, {k: v[j].tolist() for k, v in logits.items()}))
         bar.update(1)
     bar.close()
     # DistributedSampler pads the last shard with repeats: keep one row per index
     merged = {r[0]: r for part in all_gather_objects(rows, info) for r in part}
-    skipped_all = sorted({v for part in all_gather_objects(sorted(skipped), info) for v in part})
+    reasons = {k: v for part in all_gather_objects(skipped, info) for k, v in part.items()}
     ordered = [merged[k] for k in sorted(merged)]
     target = [r[1] for r in ordered]
-    pred = [int(np.argmax(r[2])) for r in ordered]
-    metrics = classification_metrics(target, pred, taxonomy.classes)
-    metrics["skipped"] = skipped_all
+    stacked = {
+        k: torch.tensor([r[2][k] for r in ordered]) for k in (ordered[0][2] if ordered else {})
+    }
+    heads: dict[str, Any] = {}
+    for name, key in HEADS.items():
+        if key in stacked:
+            pred_head = stacked[key].argmax(dim=1).tolist()
+            heads[name] = classification_metrics(target, pred_head, taxonomy.classes)
+    metrics = dict(heads.get("fused") or classification_metrics([], [], taxonomy.classes))
+    metrics["heads"] = {
+        k: _summary(v) | {"per_class_accuracy": v["per_class_accuracy"]} for k, v in heads.items()
+    }
+    metrics["loss"] = None
+    if criterion is not None and ordered:
+        cpu_criterion = copy.deepcopy(criterion).cpu()
+        metrics["loss"] = float(cpu_criterion(stacked, torch.tensor(target)))
+    metrics["skipped"] = sorted(reasons)
+    metrics["skip_reasons"] = dict(sorted(reasons.items()))
+    probs = torch.softmax(stacked["logits"], dim=1).tolist() if ordered else []
     dataset = loader.dataset
     ids = dataset.items.video_ids if isinstance(dataset, CacheClipDataset) else None
     predictions = [
         {
             "video_id": ids[r[0]] if ids else str(r[0]),
             "label": taxonomy.classes[r[1]],
-            "pred": taxonomy.classes[p],
-            **{f"p_{c}": float(v) for c, v in zip(taxonomy.classes, r[2], strict=True)},
+            "pred": taxonomy.classes[int(np.argmax(p))],
+            **{f"p_{c}": float(v) for c, v in zip(taxonomy.classes, p, strict=True)},
         }
-        for r, p in zip(ordered, pred, strict=True)
+        for r, p in zip(ordered, probs, strict=True)
     ]
     return metrics, predictions
+
+
+def is_better(value: float, loss: float, best: dict[str, Any]) -> bool:
+    """Selection on the val metric; a tie goes to the lower val loss (then the earlier epoch)."""
+    return value > best["value"] or (value == best["value"] and loss < best["loss"])
 
 
 def _three(values: list[float]) -> tuple[float, float, float]:
@@ -336,6 +428,11 @@ def fit(
         weights_note = f"resumed from {resume} (epoch {state['epoch']})"
     model.to(dev)
     raw_model = model
+    if info.distributed and dev.type == "cuda" and config.model.audio_norm == "batch":
+        # batch statistics over the global batch, as on one GPU (same parameter names, so
+        # the checkpoint still loads into a plain AVCPNet); gloo on CPU has no SyncBatchNorm
+        synced: Any = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
+        raw_model = model = synced
     run_model: nn.Module = model
     if opt.compile:
         run_model = torch.compile(model)  # type: ignore[assignment]
@@ -361,7 +458,7 @@ def fit(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=False)  # bf16 needs no loss scaling
     start_epoch, history = 0, []
-    best: dict[str, Any] = {"epoch": 0, "value": -1.0}
+    best: dict[str, Any] = {"epoch": 0, "value": -1.0, "loss": math.inf}
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -372,9 +469,13 @@ def fit(
             dict(state["best"]),
         )
         restore_rng(state["rng"])
+        best.setdefault("loss", math.inf)  # a checkpoint from before val loss was recorded
+    origin = provenance([train_items.manifest])
+    log: StepLog | None = None
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        log = StepLog(out, resume_step=start_epoch * steps_per_epoch)
     last_epoch = (
         opt.epochs
         if stop_after_epochs is None
@@ -392,15 +493,40 @@ def fit(
             config,
             info=info,
             progress=progress,
+            log=log,
+            first_step=epoch * steps_per_epoch,
         )
         val_metrics, val_predictions = evaluate(
-            run_model, val_loader, dev, tax, info=info, amp=opt.amp, progress=progress
+            run_model,
+            val_loader,
+            dev,
+            tax,
+            info=info,
+            amp=opt.amp,
+            progress=progress,
+            criterion=criterion,
         )
         value = float(val_metrics[opt.select_metric])
+        val_loss = float(val_metrics["loss"])
         history.append({"train": train_stats, "val": val_metrics})
-        improved = value > best["value"]
+        # ties (frequent on a small val split) go to the lower val loss, not to the earliest
+        # epoch, which kept an under-fitted first epoch as "best"
+        improved = is_better(value, val_loss, best)
         if improved:
-            best = {"epoch": epoch + 1, "value": value}
+            best = {"epoch": epoch + 1, "value": value, "loss": val_loss}
+        if log is not None:
+            log.epoch(
+                (epoch + 1) * steps_per_epoch,
+                {
+                    "epoch/train_loss": float(train_stats["loss"]),
+                    "epoch/val_loss": val_loss,
+                    **{f"epoch/val_{k}": float(val_metrics[k]) for k in ("accuracy", "uar")},
+                    **{
+                        f"epoch/val_uar_{head}": float(m["uar"])
+                        for head, m in val_metrics["heads"].items()
+                    },
+                },
+            )
         ckpt = {
             "model": raw_model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -414,6 +540,8 @@ def fit(
             "history": history,
             "best": best,
             "world_size": info.world,
+            # which code and data made it: commit, package versions, manifest sha256
+            "provenance": origin,
             # where the data was, so `evaluate --checkpoint CKPT --split test` needs no more
             "data": {
                 "variant": str(train_items.manifest.resolve()),
@@ -427,6 +555,8 @@ def fit(
                 write_eval_outputs(out, "val", val_metrics, val_predictions)
             _write_metrics(out, history, best, opt.select_metric, train_items, val_items)
         barrier(info)
+    if log is not None:
+        log.close()
     best_epoch = int(best["epoch"])
     best_val = history[best_epoch - 1]["val"] if best_epoch else {}
     return FitResult(
@@ -462,6 +592,7 @@ def _write_metrics(
     doc = {
         "select_metric": select_metric,
         "selected_on": "val",
+        "tie_break": "lower val loss",
         "best_epoch": best["epoch"],
         "best_val": history[int(best["epoch"]) - 1]["val"] if best["epoch"] else None,
         "epochs": [
@@ -470,7 +601,9 @@ def _write_metrics(
                 "train_loss": h["train"]["loss"],
                 "lr": h["train"]["lr"],
                 "samples_per_s": h["train"]["samples_per_s"],
+                "val_loss": h["val"].get("loss"),
                 "val": _summary(h["val"]),
+                "val_heads": {k: _summary(v) for k, v in h["val"].get("heads", {}).items()},
                 "val_per_class_accuracy": h["val"]["per_class_accuracy"],
             }
             for h in history
@@ -485,6 +618,12 @@ def _write_metrics(
                     *(v for h in history for v in h["train"]["skipped"] + h["val"]["skipped"]),
                 }
             ),
+            "reasons": {
+                k: v
+                for h in history
+                for part in (h["train"], h["val"])
+                for k, v in part.get("skip_reasons", {}).items()
+            },
         },
     }
     atomic_write_text(out / "metrics.json", json.dumps(doc, indent=1) + "\n")
@@ -531,8 +670,18 @@ def evaluate_checkpoint(
         workers=config.data.workers,
         device=dev,
     )
+    criterion = MultiTaskLoss(
+        tax, _three(config.loss.weights), config.loss.polarity_weight, config.loss.epce
+    )
     metrics, predictions = evaluate(
-        model, loader, dev, tax, info=info, amp=config.optim.amp, progress=progress
+        model,
+        loader,
+        dev,
+        tax,
+        info=info,
+        amp=config.optim.amp,
+        progress=progress,
+        criterion=criterion.to(dev),
     )
     metrics["missing"] = items.missing + items.corrupt
     metrics["split"] = split
