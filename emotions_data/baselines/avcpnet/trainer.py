@@ -351,7 +351,7 @@ def evaluate(
 
 def is_better(value: float, loss: float, best: dict[str, Any]) -> bool:
     """Selection on the val metric; a tie goes to the lower val loss (then the earlier epoch)."""
-    return value > best["value"] or (value == best["value"] and loss < best["loss"])
+    return bool(value > best["value"] or (value == best["value"] and loss < best["loss"]))
 
 
 def _three(values: list[float]) -> tuple[float, float, float]:
