@@ -12,23 +12,33 @@ On a synthetic crowd (6 classes, 60 annotators of accuracy 0.5-0.95, 3-10 judgem
 
 Every competitor's value is checked against ours. Run:
 ``.venv/bin/python benchmarks/agreement.py --sizes 28000 1000000``
+
+``--process-rows N ...`` measures whole processes instead, as a user runs them: an annotations
+manifest of N judgement rows is written once, then ``emotions-data agreement FILE --json -`` and
+a one-off script (``pd.read_parquet`` of the two columns it needs, a groupby pivot,
+``krippendorff.alpha``) each run ``--process-repeat`` times in fresh processes, interleaved;
+wall time, CPU time and peak RSS of each process (``os.wait4``), the best run of each:
+``.venv/bin/python benchmarks/agreement.py --process-rows 1000000``
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
 
-from emotions_data.agreement.report import compute_agreement
-from emotions_data.schema.taxonomy import load_taxonomy
-from emotions_data.testing.manifests import synthetic_crowd
+# numpy, pandas and the package are imported where used: the whole-process comparison starts
+# its processes from this one, and a child's peak RSS counts the parent's pages it was forked
+# with, so the parent must stay small.
 
 
 @dataclass
@@ -56,6 +66,11 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
 
 def run(n_items: int, repeat: int, n_boot: int, slow_repeat: int) -> None:
     import krippendorff
+    import pandas as pd
+
+    from emotions_data.agreement.report import compute_agreement
+    from emotions_data.schema.taxonomy import load_taxonomy
+    from emotions_data.testing.manifests import synthetic_crowd
 
     tax = load_taxonomy()
     classes = list(tax.classes)
@@ -164,6 +179,104 @@ def run(n_items: int, repeat: int, n_boot: int, slow_repeat: int) -> None:
     )
 
 
+ONE_OFF_SCRIPT = """
+import sys
+import krippendorff
+import pandas as pd
+frame = pd.read_parquet(sys.argv[1], columns=["video_id", "label"])
+counts = frame.groupby(["video_id", "label"]).size().unstack(fill_value=0)
+print(krippendorff.alpha(value_counts=counts.to_numpy(), level_of_measurement="nominal"))
+"""
+
+
+def write_annotations(n_rows: int, path: str) -> int:
+    """An annotations manifest of about ``n_rows`` judgements (3-10 per item, 3 stages)."""
+    import numpy as np
+    import pandas as pd
+
+    from emotions_data.schema.io import write_manifest
+    from emotions_data.testing.manifests import synthetic_crowd
+
+    n_items = max(int(n_rows / 6.5), 1)
+    frame, _ = synthetic_crowd(n_items, seed=0)
+    frame = frame.iloc[:n_rows].reset_index(drop=True)
+    n = len(frame)
+    rng = np.random.default_rng(0)
+    frame["stage"] = "primary"
+    frame["created_at"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        rng.integers(0, 86_400 * 30, n), unit="s"
+    )
+    frame["lead_time_s"] = rng.lognormal(2.5, 0.5, n).round(2)
+    frame["source"] = "simulated"
+    frame["group_id"] = np.array(["A", "B", "C"])[rng.integers(0, 3, n)]
+    frame["ls_project_id"] = rng.integers(1, 4, n)
+    frame["ls_task_id"] = np.arange(n) // 6
+    frame["ls_annotation_id"] = np.arange(n)
+    write_manifest(frame, path, "annotations")
+    return n
+
+
+def run_process(argv: list[str]) -> tuple[float, float, float, str]:
+    """Wall s, CPU s (user + system) and peak RSS (GiB) of one fresh process, and its stdout."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv} exited with {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20, out
+
+
+def run_processes(n_rows: int, repeat: int) -> None:
+    """``emotions-data agreement FILE --json -`` vs a one-off krippendorff script, fresh processes."""
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="agreement-bench-") as tmp:
+        path = os.path.join(tmp, "annotations.parquet")
+        # Written by a child process, so this one stays small (see the imports).
+        made = subprocess.run(
+            [sys.executable, __file__, "--write-annotations", str(n_rows), path],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        n = int(made.stdout)
+        console = os.path.join(os.path.dirname(sys.executable), "emotions-data")
+        ours_cmd = [console, "agreement", path, "--json", "-"]
+        theirs_cmd = [sys.executable, "-c", ONE_OFF_SCRIPT, path]
+        runs: dict[str, list[tuple[float, float, float]]] = {"ours": [], "one-off": []}
+        alphas: dict[str, float] = {}
+        for _ in range(repeat):
+            for name, cmd in (("ours", ours_cmd), ("one-off", theirs_cmd)):
+                wall, cpu, rss, out = run_process(cmd)
+                runs[name].append((wall, cpu, rss))
+                alphas[name] = (
+                    float(json.loads(out)["krippendorff_alpha"]) if name == "ours" else float(out)
+                )
+        print(
+            f"\n## whole processes, {n:,} judgement rows, best of {repeat} "
+            f"(load average {os.getloadavg()[0]:.1f})"
+        )
+        print(f"{'process':<44}  {'wall s':>7}  {'cpu s':>7}  {'peak GiB':>8}")
+        best = {name: min(r, key=lambda x: x[0]) for name, r in runs.items()}
+        for name, label in (
+            ("ours", "emotions-data agreement FILE --json -"),
+            ("one-off", "one-off script (pandas + krippendorff)"),
+        ):
+            wall, cpu, rss = best[name]
+            print(f"{label:<44}  {wall:7.2f}  {cpu:7.2f}  {rss:8.2f}")
+        o, t = best["ours"], best["one-off"]
+        peak_o, peak_t = max(r[2] for r in runs["ours"]), max(r[2] for r in runs["one-off"])
+        print(
+            f"ours / one-off: wall {o[0] / t[0]:.2f}x (goal 1.5), cpu {o[1] / t[1]:.2f}x, "
+            f"peak memory {peak_o / peak_t:.2f}x (goal 1.2); "
+            f"alpha difference {abs(alphas['ours'] - alphas['one-off']):.1e}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,7 +291,23 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=5, help="runs of the fast measurements")
     parser.add_argument("--slow-repeat", type=int, default=1, help="runs of the slow ones")
+    parser.add_argument(
+        "--process-rows",
+        type=int,
+        nargs="*",
+        default=[],
+        help="instead: whole-process runs at these numbers of judgement rows",
+    )
+    parser.add_argument("--process-repeat", type=int, default=3)
+    parser.add_argument("--write-annotations", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_annotations:
+        print(write_annotations(int(args.write_annotations[0]), args.write_annotations[1]))
+        return
+    if args.process_rows:
+        for n in args.process_rows:
+            run_processes(n, args.process_repeat)
+        return
     for n in args.sizes:
         n_boot = args.bootstrap if n <= args.bootstrap_max_items else 0
         run(n, args.repeat if n <= 100_000 else min(args.repeat, 3), n_boot, args.slow_repeat)

@@ -11,6 +11,8 @@ from emotions_data.schema.io import read_manifest
 from emotions_data.schema.taxonomy import Taxonomy, load_taxonomy
 
 REQUIRED = ("video_id", "annotator_id", "label")
+#: The manifest columns the statistics read (the others are not read at all).
+USED = (*REQUIRED, "stage", "group_id")
 #: Stage given to CSV rows that have no ``stage`` column.
 DEFAULT_STAGE = "primary"
 
@@ -40,14 +42,14 @@ def load_annotations(
             frame["stage"] = DEFAULT_STAGE
         frame["stage"] = frame["stage"].fillna(DEFAULT_STAGE)
         return frame, load_taxonomy(taxonomy)
-    manifest = read_manifest(path, "annotations", taxonomy=taxonomy)
+    manifest = read_manifest(path, "annotations", taxonomy=taxonomy, columns=USED)
     tax = load_taxonomy(taxonomy) if taxonomy is not None else manifest.taxonomy
     return manifest.df, tax
 
 
 def load_groups(path: str | Path) -> pd.Series:
     """annotator_id -> group_id from a groups manifest."""
-    manifest = read_manifest(path, "groups")
+    manifest = read_manifest(path, "groups", columns=("annotator_id", "group_id"))
     df = manifest.df
     return pd.Series(
         df["group_id"].astype(str).to_numpy(), index=df["annotator_id"].astype(str), name="group_id"

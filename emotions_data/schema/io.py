@@ -6,10 +6,12 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -164,8 +166,46 @@ def _is_bad_path(value: str) -> bool:
     return ".." in PurePosixPath(value.replace("\\", "/")).parts
 
 
+class _Codes:
+    """Each column factorised at most once (integer codes, -1 for null), shared by the checks."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.df = df
+        self._cache: dict[str, tuple[npt.NDArray[np.int64], pd.Series]] = {}
+
+    def __call__(self, name: str) -> tuple[npt.NDArray[np.int64], pd.Series]:
+        if name not in self._cache:
+            codes, uniques = pd.factorize(self.df[name])
+            self._cache[name] = (codes.astype(np.int64, copy=False), pd.Series(uniques))
+        return self._cache[name]
+
+
+def _has_duplicate_keys(codes_of: _Codes, n_rows: int, key: list[str]) -> bool:
+    """Whether two rows share a key, from integer codes (no Python object per row).
+
+    The key columns' codes are folded into one int64 per row; when the product of the code
+    ranges could overflow, the fold so far is factorised again (dense). The slow check that
+    names the rows runs only when this finds a duplicate.
+    """
+    if n_rows < 2 or not key:
+        return False
+    combined = np.zeros(n_rows, dtype=np.int64)
+    span = 1
+    for name in key:
+        codes, uniques = codes_of(name)
+        size = len(uniques) + 1  # + null
+        if span * size >= 2**62:
+            dense, folded = pd.factorize(combined)
+            combined, span = dense.astype(np.int64), max(len(folded), 1)
+        combined = combined * size + (codes + 1)
+        span *= size
+    combined.sort()
+    return bool((combined[1:] == combined[:-1]).any())
+
+
 def _check_rows(df: pd.DataFrame, kind: ManifestKind, taxonomy: Taxonomy, source: str) -> list[str]:
     problems: list[str] = []
+    codes_of = _Codes(df)
     for col in kind.columns:
         series = df[col.name]
         if not col.nullable:
@@ -183,8 +223,10 @@ def _check_rows(df: pd.DataFrame, kind: ManifestKind, taxonomy: Taxonomy, source
                     f"allowed: {', '.join(allowed)}"
                 )
         if col.is_name:
-            values = series.dropna().astype(str)
-            bad_names = values.index[~values.str.fullmatch(SAFE_NAME_PATTERN)]
+            # The pattern runs once per distinct value (a video id recurs in every judgement).
+            codes, uniques = codes_of(col.name)
+            safe = uniques.astype(str).str.fullmatch(SAFE_NAME_PATTERN).to_numpy(dtype=bool)
+            bad_names = series.index[(codes >= 0) & ~safe[np.maximum(codes, 0)]]
             for i in bad_names[:_MAX_PROBLEMS]:
                 problems.append(
                     f"{_where(source, int(i), col.name)}: {series[i]!r} is not a safe name; "
@@ -199,6 +241,8 @@ def _check_rows(df: pd.DataFrame, kind: ManifestKind, taxonomy: Taxonomy, source
                     "dataset root and stay inside it"
                 )
     key = list(kind.key)
+    if not _has_duplicate_keys(codes_of, len(df), key):
+        return problems
     dup = df.duplicated(subset=key, keep=False)
     if dup.any():
         first_seen: dict[tuple[Any, ...], int] = {}
@@ -310,23 +354,28 @@ def read_manifest(
     kind: str | ManifestKind | None = None,
     *,
     taxonomy: Taxonomy | str | Path | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Manifest:
     """Read, cast and validate a manifest; ``kind`` (when given) must match the file's kind.
 
     Labels are checked against ``taxonomy`` when given, else the taxonomy stored in the file.
+    ``columns``: read and check only these declared columns (and the key, whose uniqueness is
+    always checked); the file must still have every declared column. A command that needs a
+    few columns of a large manifest reads a fraction of it.
     """
     path = Path(path)
     source = str(path)
     try:
         pf = pq.ParquetFile(path)
-        table = pf.read()
+        file_columns = pf.schema_arrow.names
+        raw_meta = pf.schema_arrow.metadata
     except FileNotFoundError:
         raise ManifestError([f"{source}: no such file"]) from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestError(
             [f"{source}: not a Parquet file ({str(exc).splitlines()[0]})"]
         ) from None
-    meta = ManifestMeta.from_arrow(table.schema.metadata)
+    meta = ManifestMeta.from_arrow(raw_meta)
     if meta is None:
         raise ManifestError(
             [f"{source}: no emotions_data metadata; expected a manifest written by emotions-data"]
@@ -350,8 +399,40 @@ def read_manifest(
     else:
         tax = load_taxonomy()
     mkind = KINDS[meta.kind]
-    _, df = validate_table(table, mkind, tax, source=source)
+    checked = mkind if columns is None else _column_subset(mkind, columns, file_columns, source)
+    try:
+        table = pf.read(columns=None if columns is None else checked.column_names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestError(
+            [f"{source}: not a Parquet file ({str(exc).splitlines()[0]})"]
+        ) from None
+    _, df = validate_table(table, checked, tax, source=source)
     return Manifest(path=path, kind=mkind, df=df, meta=meta)
+
+
+def _column_subset(
+    kind: ManifestKind, columns: Sequence[str], file_columns: list[str], source: str
+) -> ManifestKind:
+    """``kind`` restricted to ``columns`` plus its key, after checking the file declares all."""
+    unknown = [c for c in columns if c not in kind.column_names]
+    if unknown:
+        raise ManifestError(
+            [
+                f"{source}: a {kind.name} manifest has no column {unknown[0]!r}; it has: "
+                f"{', '.join(kind.column_names)}"
+            ]
+        )
+    missing = [c for c in kind.columns if c.name not in file_columns]
+    if missing:
+        raise ManifestError(
+            [f"{source}: missing column {c.name!r} (expected {c.type})" for c in missing]
+        )
+    wanted = {*columns, *kind.key}
+    return replace(
+        kind,
+        columns=tuple(c for c in kind.columns if c.name in wanted),
+        allow_extra_columns=False,
+    )
 
 
 def read_table_file(path: str | Path) -> pd.DataFrame:

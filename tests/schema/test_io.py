@@ -76,6 +76,43 @@ def test_duplicate_annotation_key(tmp_path: Path) -> None:
         write_manifest(frame, tmp_path / "x.parquet", "annotations")
 
 
+def test_duplicate_keys_found_among_many_rows(tmp_path: Path) -> None:
+    """The integer-code key check finds one repeated key among thousands, and names it."""
+    base = example_frames()["annotations"].iloc[[0]]
+    frame = pd.concat([base] * 3000, ignore_index=True)
+    frame["video_id"] = [f"v{i // 3}" for i in range(3000)]
+    frame["annotator_id"] = [f"a{i % 3}" for i in range(3000)]
+    write_manifest(frame, tmp_path / "ok.parquet", "annotations")  # all keys distinct
+    frame.loc[2999, "annotator_id"] = "a1"
+    with pytest.raises(ManifestError, match=r"row 2999: duplicate key video_id='v999'"):
+        write_manifest(frame, tmp_path / "x.parquet", "annotations")
+
+
+def test_unsafe_name_found_by_distinct_value(tmp_path: Path) -> None:
+    frame = example_frames()["annotations"]
+    frame["video_id"] = ["../x", "tiktok-7001", "../x"]
+    with pytest.raises(ManifestError) as err:
+        write_manifest(frame, tmp_path / "x.parquet", "annotations")
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        f"{tmp_path / 'x.parquet'}, row 0, column 'video_id'",
+        f"{tmp_path / 'x.parquet'}, row 2, column 'video_id'",
+    ]
+
+
+def test_read_only_some_columns(tmp_path: Path) -> None:
+    path = write_manifest(example_frames()["annotations"], tmp_path / "a.parquet", "annotations")
+    manifest = read_manifest(path, "annotations", columns=["label"])
+    # the key always comes along: its uniqueness is checked on every read
+    assert list(manifest.df.columns) == ["video_id", "annotator_id", "stage", "label"]
+    assert manifest.kind.name == "annotations"
+    with pytest.raises(ManifestError, match="has no column 'mood'"):
+        read_manifest(path, columns=["mood"])
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(["source"]), tmp_path / "b.parquet")
+    with pytest.raises(ManifestError, match="missing column 'source'"):
+        read_manifest(tmp_path / "b.parquet", columns=["label"])
+
+
 @pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.mp4", "media/../../x.mp4"])
 def test_escaping_media_path_is_rejected(tmp_path: Path, bad: str) -> None:
     frame = example_frames()["videos"]
