@@ -1,4 +1,4 @@
-"""``emotions-data baseline train|evaluate|predict``: the AV-CPNet reference baseline."""
+"""``emotions-data baseline train|evaluate|predict|convert-weights``: the AV-CPNet baseline."""
 
 from __future__ import annotations
 
@@ -272,3 +272,43 @@ def predict(
     for row in rows:
         probs = "  ".join(f"{c} {p:.3f}" for c, p in row["probabilities"].items())
         click.echo(f"{row['video']}: {row['pred']}  ({probs})")
+
+
+@baseline.command("convert-weights")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="The 3D visual weights to write."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Baseline YAML whose visual branch the weights are for (default: the paper's).",
+)
+def convert_weights(checkpoint: Path, out: Path, config_path: Path | None) -> None:
+    """Inflate a 2D Swin-T checkpoint (official layout, e.g. the ImageNet-22K release, or
+    torchvision's swin_t) to the 3D visual branch, for `baseline train --visual-weights`.
+
+    Video Swin's inflation: patch-embedding kernels repeated over time and divided by the
+    temporal patch size, bias tables resized (bicubic) to the window and repeated over the
+    temporal offsets, the classification head dropped. Nothing is downloaded.
+
+    \b
+    Example:
+      emotions-data baseline convert-weights swin_tiny_patch4_window7_224_22k.pth \\
+          --out weights/swin_t_22k_3d.pt
+      emotions-data baseline train --variant data/variants/full.parquet --root data \\
+          --visual-weights weights/swin_t_22k_3d.pt --out runs/paper
+    """
+    from emotions_data.baselines.avcpnet.config import load_config
+    from emotions_data.baselines.avcpnet.model import VisualBranch
+    from emotions_data.baselines.avcpnet.weights import convert_weights as convert
+
+    config = load_config(config_path)
+    result = convert(checkpoint, out, VisualBranch(config.model).swin)
+    head = f"; dropped head {result.dropped_head}" if result.dropped_head else ""
+    unused = f"; {len(result.unused)} source tensor(s) unused" if result.unused else ""
+    click.echo(
+        f"{result.out}: {result.tensors} tensors, {result.parameters:,} parameters "
+        f"({result.layout} -> 3D){head}{unused}"
+    )
