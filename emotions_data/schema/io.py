@@ -189,7 +189,7 @@ def _has_duplicate_keys(codes_of: _Codes, n_rows: int, key: list[str]) -> bool:
     """
     if n_rows < 2 or not key:
         return False
-    combined = np.zeros(n_rows, dtype=np.int64)
+    combined: npt.NDArray[np.int64] = np.zeros(n_rows, dtype=np.int64)
     span = 1
     for name in key:
         codes, uniques = codes_of(name)
@@ -197,7 +197,7 @@ def _has_duplicate_keys(codes_of: _Codes, n_rows: int, key: list[str]) -> bool:
         if span * size >= 2**62:
             dense, folded = pd.factorize(combined)
             combined, span = dense.astype(np.int64), max(len(folded), 1)
-        combined = combined * size + (codes + 1)
+        combined = np.asarray(combined * size + (codes + 1), dtype=np.int64)
         span *= size
     combined.sort()
     return bool((combined[1:] == combined[:-1]).any())
