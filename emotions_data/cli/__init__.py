@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "release": "emotions_data.cli.release:release",
     "hydrate": "emotions_data.cli.release:hydrate",
     "demo": "emotions_data.cli.demo:demo",
+    "import": "emotions_data.cli.local_import:import_command",
 }
 
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import subprocess
@@ -13,17 +12,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from emotions_data.schema.atomic import sha256_file
+
 STEP_LOG = "steps.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 PACKAGES = ("emotions-data", "torch", "torchvision", "numpy", "pandas", "pyarrow")
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit(start: Path | None = None) -> dict[str, Any] | None:
