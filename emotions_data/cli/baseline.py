@@ -240,6 +240,13 @@ def evaluate(
 )
 @click.option("--device", type=DEVICES, help="cuda or cpu (default: cuda when available).")
 @click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Videos per forward pass.",
+)
+@click.option(
     "--json",
     "json_out",
     is_flag=False,
@@ -253,9 +260,10 @@ def predict(
     out: Path | None,
     prepare_config: Path | None,
     device: str | None,
+    batch_size: int,
     json_out: str | None,
 ) -> None:
-    """Class probabilities for raw video files (their cache is built on the fly).
+    """Class probabilities for raw video files (their cache is built on the fly), in batches.
 
     \b
     Example:
@@ -264,7 +272,12 @@ def predict(
     from emotions_data.baselines.avcpnet.predict import predict_videos
 
     rows = predict_videos(
-        checkpoint, list(videos), device=device, out=out, prepare_config=prepare_config
+        checkpoint,
+        list(videos),
+        device=device,
+        out=out,
+        prepare_config=prepare_config,
+        batch_size=batch_size,
     )
     if json_out is not None:
         emit_json(rows, json_out)

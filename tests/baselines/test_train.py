@@ -141,14 +141,43 @@ def test_cli_train_evaluate_predict(data: tuple[Path, Path], tmp_path: Path) -> 
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 6
     assert (run / "test_confusion.png").read_bytes()[:4] == b"\x89PNG"
-    clip = make_class_clip(tmp_path / "clip.mp4", 1, width=64, height=64, duration=1.0)
-    result = runner.invoke(
-        main, ["baseline", "predict", "--checkpoint", str(run / "best.pt"), str(clip), "--json"]
+    clips = [
+        make_class_clip(tmp_path / f"clip {c}.mp4", c, width=64, height=64, duration=1.0)
+        for c in (1, 4, 2)
+    ]
+    batched = runner.invoke(
+        main,
+        [
+            "baseline",
+            "predict",
+            "--checkpoint",
+            str(run / "best.pt"),
+            *map(str, clips),
+            "--batch-size",
+            "2",
+            "--json",
+        ],
     )
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
-    assert rows[0]["video"] == str(clip)
+    assert batched.exit_code == 0, batched.output
+    rows = json.loads(batched.stdout)
+    assert [r["video"] for r in rows] == [str(c) for c in clips]
     assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    single = runner.invoke(
+        main,
+        [
+            "baseline",
+            "predict",
+            "--checkpoint",
+            str(run / "best.pt"),
+            *map(str, clips),
+            "--batch-size",
+            "1",
+            "--json",
+        ],
+    )
+    for a, b in zip(rows, json.loads(single.stdout), strict=True):  # batching changes nothing
+        assert a["pred"] == b["pred"]
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
     result = runner.invoke(
         main,
         [

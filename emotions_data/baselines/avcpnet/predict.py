@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,9 @@ from emotions_data.schema.taxonomy import Taxonomy
 
 
 def _video_id(path: Path, taken: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem) or "video"
+    from emotions_data.ingest.local_import import safe_video_id
+
+    base = safe_video_id(path.stem or "video")
     name, n = base, 1
     while name in taken:
         n += 1
@@ -39,16 +40,20 @@ def predict_videos(
     work_dir: str | Path | None = None,
     out: str | Path | None = None,
     prepare_config: str | Path | None = None,
+    batch_size: int = 8,
 ) -> list[dict[str, Any]]:
     """One row per video: its path, the predicted class and each class's probability.
 
-    Each file's cache is built by prepare's own ``build_cache_for_file`` (pass the prepare
+    The model runs on ``batch_size`` videos at a time. Each file's cache is built by prepare's
+    own ``build_cache_for_file`` (pass the prepare
     config the training data was prepared with; default: prepare's defaults).
     """
     from emotions_data.ingest.prepare import build_cache_for_file
 
     if not videos:
         raise ConfigError("predict needs at least one video file")
+    if batch_size < 1:
+        raise ConfigError(f"batch size {batch_size} must be >= 1")
     missing = [str(v) for v in videos if not Path(v).is_file()]
     if missing:
         raise ConfigError(f"{missing[0]}: no such video file")
@@ -70,20 +75,26 @@ def predict_videos(
         items = SplitItems(ids, [0] * len(ids), tax, Path("-"))
         dataset = CacheClipDataset(items, root, config.data, train=False)
         rows = []
-        for i, video in enumerate(videos):
-            batch = collate([dataset[i]])
-            if not len(batch):
-                raise ConfigError(f"{video}: could not build its cache ({batch.skipped})")
+        for start in range(0, len(videos), batch_size):
+            chunk = list(range(start, min(start + batch_size, len(videos))))
+            batch = collate([dataset[i] for i in chunk])
+            if batch.skipped:
+                bad = ids.index(batch.skipped[0])
+                raise ConfigError(
+                    f"{videos[bad]}: could not read its cache ({batch.skip_reasons[batch.skipped[0]]})"
+                )
             logits = model(batch.video.to(dev), batch.audio.to(dev))["logits"]
-            probs = torch.softmax(logits.float(), dim=1)[0].cpu().tolist()
-            best = max(range(len(probs)), key=probs.__getitem__)
-            rows.append(
-                {
-                    "video": str(video),
-                    "pred": tax.classes[best],
-                    "probabilities": dict(zip(tax.classes, probs, strict=True)),
-                }
-            )
+            for i, probs in zip(
+                chunk, torch.softmax(logits.float(), dim=1).cpu().tolist(), strict=True
+            ):
+                best = max(range(len(probs)), key=probs.__getitem__)
+                rows.append(
+                    {
+                        "video": str(videos[i]),
+                        "pred": tax.classes[best],
+                        "probabilities": dict(zip(tax.classes, probs, strict=True)),
+                    }
+                )
     if out is not None:
         atomic_write_text(out, json.dumps(rows, indent=1) + "\n")
     return rows
