@@ -7,7 +7,7 @@ same parallelism (``--workers`` processes, single-threaded codecs):
   transcodes to short side 360, 15 fps, x264 veryfast crf 23 + aac, and extracts a 16 kHz mono
   WAV: only the probe, the transcode and the audio extraction;
 * prepare: all of it (probe, filters, sha256 + perceptual hash, normalise, audio, the training
-  cache of 16 x 8 frames at 128 px and log-mel/MFCC features, the manifest).
+  cache of 32 x 8 frames at 128 px and log-mel/MFCC features, the manifest).
 
 Prints videos per second per core for both and the ratio (goal: at least 0.9), plus the time
 of a second, idempotent prepare run. ``--executor ray`` also runs prepare on a local Ray

@@ -73,7 +73,9 @@ class PrepareConfig:
     sample_rate: int = 16_000
     threads: int = 1
     # training cache
-    segments: int = 16
+    # 2 segments per snippet of the paper model (16): training draws one of the 2 in each part,
+    # so epochs see different frames (16 x 8 = the model's input gave one draw, every epoch)
+    segments: int = 32
     frames_per_segment: int = 8
     cache_size: int = 128
     n_fft: int = 400

@@ -160,3 +160,21 @@ def test_training_draws_a_random_segment_of_each_part(tmp_path: Path) -> None:
     assert sample is not None
     assert [int(sample["video"][k].float().mean().item()) // 10 for k in range(2)] == [2, 6]
     assert _segment_indices(8, 2).tolist() == [2, 6]
+
+
+def test_the_paper_setting_sees_different_frames_each_epoch() -> None:
+    # prepare's default cache keeps 2 segments per snippet of the paper model: each epoch draws
+    # one of the 2 in every part (16 x 8 cached for 16 x 8 used gave the same frames forever)
+    from emotions_data.baselines.avcpnet import load_config
+    from emotions_data.ingest.prepare import PrepareConfig, load_prepare_config
+
+    repo = Path(__file__).parents[2]
+    paper = load_config(repo / "baselines" / "configs" / "avcpnet.yaml").data
+    for prepared in (PrepareConfig(), load_prepare_config(repo / "configs" / "prepare.yaml")):
+        assert prepared.segments >= 2 * paper.snippets
+        assert prepared.frames_per_segment >= paper.frames
+    draws = {
+        tuple(_segment_indices(32, paper.snippets, np.random.default_rng([0, epoch, 7])).tolist())
+        for epoch in range(5)
+    }
+    assert len(draws) == 5

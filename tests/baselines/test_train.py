@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -288,6 +289,12 @@ def test_run_records_steps_heads_loss_and_provenance(
     assert first["loss"] == pytest.approx(
         first["loss_fused"] + first["loss_visual"] + first["loss_audio"], rel=1e-5
     )
+    if importlib.util.find_spec("tensorboard") is not None:  # the optional extra
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+        assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4, 5, 6]
+        assert [e.step for e in events.Scalars("epoch/val_uar_audio_only")] == [3, 6]
     origin = load_checkpoint(tmp_path / "run" / "best.pt")["provenance"]
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
     assert origin["manifests"] == {str(manifest.resolve()): digest}

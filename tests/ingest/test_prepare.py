@@ -104,7 +104,7 @@ def test_probe_columns_and_outputs(prepared: tuple[Path, PrepareSummary]) -> Non
     samples, rate = read_wav_mono(root / str(card["audio_path"]))
     assert rate == 16_000 and abs(len(samples) / rate - 2.0) < 0.15
     entry = read_cache(root / str(card["cache_path"]))
-    assert entry.frames.shape == (16, 8, 128, 128, 3) and entry.frames.dtype == np.uint8
+    assert entry.frames.shape == (32, 8, 128, 128, 3) and entry.frames.dtype == np.uint8
     assert entry.logmel.shape[0] == 64 and entry.mfcc.shape[0] == 32
     assert abs(entry.logmel.shape[1] - 201) <= 3  # 2 s at hop 160 / 16 kHz
     assert entry.meta.has_audio and float(np.abs(entry.logmel).sum()) > 0
