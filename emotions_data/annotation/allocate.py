@@ -29,6 +29,8 @@ class Allocation:
     groups: pd.DataFrame
     #: column -> spread across groups (numeric: max-min of means in SDs; category: of shares)
     imbalance: dict[str, float]
+    #: Leader candidates beyond one per group, who joined as members.
+    surplus_leaders: tuple[str, ...] = ()
 
     @property
     def total_imbalance(self) -> float:
@@ -80,9 +82,19 @@ def _spreads(
 
 
 def allocate_groups(
-    roster: pd.DataFrame, k: int, *, seed: int = 0, iterations: int = 4000
+    roster: pd.DataFrame,
+    k: int,
+    *,
+    seed: int = 0,
+    iterations: int = 4000,
+    min_group_size: int = 1,
 ) -> Allocation:
-    """Split ``roster`` into ``k`` balanced groups with at least one leader each."""
+    """Split ``roster`` into ``k`` balanced groups with exactly one leader each.
+
+    ``min_group_size`` is the most judgements per item a crowd stage needs
+    (``check.needed_group_size``): fewer annotators than that per group is refused, not
+    silently capped at push time.
+    """
     if "annotator_id" not in roster.columns:
         raise ManifestError(["roster: missing column 'annotator_id'"])
     if k < 1:
@@ -102,7 +114,21 @@ def allocate_groups(
         raise ConfigError(
             f"roster has {int(crowd_leader.sum())} leader(s); each of the {k} groups needs one"
         )
+    if len(crowd) // k < min_group_size:
+        raise ConfigError(
+            f"roster has {len(crowd)} crowd annotators: {k} groups would have {len(crowd) // k} "
+            f"member(s), fewer than the {min_group_size} judgements per item the protocol needs; "
+            f"use --groups {max(len(crowd) // min_group_size, 1)} or add annotators"
+        )
     rng = np.random.default_rng(seed)
+    surplus: tuple[str, ...] = ()
+    if crowd_leader.sum() > k:
+        # One leader per group: a seeded choice of k candidates, the others join as members.
+        candidates = np.flatnonzero(crowd_leader)
+        keep = np.sort(rng.permutation(candidates)[:k])
+        surplus = tuple(sorted(crowd.loc[np.setdiff1d(candidates, keep), "annotator_id"]))
+        crowd_leader = np.zeros(len(crowd), dtype=bool)
+        crowd_leader[keep] = True
     assign = np.empty(len(crowd), dtype=np.int64)
     leaders = rng.permutation(np.flatnonzero(crowd_leader))
     members = rng.permutation(np.flatnonzero(~crowd_leader))
@@ -143,7 +169,9 @@ def allocate_groups(
     groups = groups.sort_values(["group_id", "annotator_id"], kind="stable").reset_index(drop=True)
     spreads = _spreads(blocks, assign, k) if blocks else np.array([])
     return Allocation(
-        groups=groups, imbalance=dict(zip(names, spreads.round(4).tolist(), strict=True))
+        groups=groups,
+        imbalance=dict(zip(names, spreads.round(4).tolist(), strict=True)),
+        surplus_leaders=surplus,
     )
 
 
@@ -154,4 +182,5 @@ def allocation_summary(allocation: Allocation) -> dict[str, Any]:
         "groups": {str(k): int(v) for k, v in sizes.items()},
         "leaders": {str(k): list(v) for k, v in g[g["leader"]].groupby("group_id")["annotator_id"]},
         "imbalance": allocation.imbalance,
+        "surplus_leaders": list(allocation.surplus_leaders),
     }

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from emotions_data.agreement.frame import encode
+from emotions_data.annotation.progress import check_complete
 from emotions_data.annotation.protocol import EXPERT_GROUP, Protocol, Stage
 from emotions_data.annotation.push import crowd_groups
 from emotions_data.annotation.state import State
@@ -101,6 +102,11 @@ def compute_assignment(
     if not names and stage.kind != "expert":
         raise ConfigError("no annotator groups to route items to")
     frame = active_judgements(annotations[annotations["stage"].isin(stage.from_stages)], groups)
+    # One vote per person and item, as in finalize (the later stage's judgement counts).
+    rank = frame["stage"].map({s: i for i, s in enumerate(stage.from_stages)})
+    votes = frame.iloc[rank.argsort(kind="stable")].drop_duplicates(
+        ["video_id", "annotator_id"], keep="last"
+    )
     out: dict[str, list[str]] = {}
     if stage.source == "rotation":
         source = stage.from_stages[0]
@@ -113,7 +119,7 @@ def compute_assignment(
             out.setdefault(target, []).extend(vids)
         considered = sum(len(v) for v in state.assignments[source].values())
         return {g: sorted(v) for g, v in sorted(out.items())}, considered, []
-    items = unclear_items(frame, protocol.taxonomy.classes, stage.clear_majority)
+    items = unclear_items(votes, protocol.taxonomy.classes, stage.clear_majority)
     routed = set(frame["video_id"].astype(str))
     every = sorted(
         {
@@ -147,7 +153,13 @@ def escalate(
     groups: pd.DataFrame | None,
     *,
     from_stages: tuple[str, ...] = (),
+    allow_incomplete: bool = False,
 ) -> EscalateResult:
+    """Decide the items of ``to_stage``; refuse while a source stage's tasks miss judgements.
+
+    ``allow_incomplete`` routes on what is there (the short tasks are still reported by
+    ``pull`` and ``annotate status``).
+    """
     stage = protocol.stage(to_stage)
     if not stage.labels_items or stage.source == "all":
         raise ConfigError(
@@ -163,6 +175,8 @@ def escalate(
     if stage.name in state.assignments and state.stage_projects(stage.name):
         # Already pushed: the assignment is fixed, whatever changed since.
         return EscalateResult(stage.name, state.assignments[stage.name], kept=True)
+    if not allow_incomplete:
+        check_complete(root, protocol, stage.from_stages, annotations)
     assignment, considered, unjudged = compute_assignment(
         protocol, stage, annotations, groups, state
     )

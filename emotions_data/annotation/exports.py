@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -47,6 +47,8 @@ class ParseReport:
     unknown_label: int = 0
     repeated: int = 0
     outside_group: int = 0
+    #: label -> how often, of the labels outside the taxonomy (not in ``to_dict``)
+    unknown_labels: dict[str, int] = field(default_factory=dict)
 
     @property
     def problems(self) -> int:
@@ -54,10 +56,16 @@ class ParseReport:
 
     def add(self, other: ParseReport) -> None:
         for key, value in asdict(other).items():
-            setattr(self, key, getattr(self, key) + value)
+            if key == "unknown_labels":
+                for label, n in value.items():
+                    self.unknown_labels[label] = self.unknown_labels.get(label, 0) + n
+            else:
+                setattr(self, key, getattr(self, key) + value)
 
     def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+        out = asdict(self)
+        del out["unknown_labels"]
+        return out
 
 
 def video_id_from_data(data: dict[str, Any]) -> str | None:
@@ -152,6 +160,7 @@ def parse_export(
                 continue
             if choices[0] not in classes:
                 report.unknown_label += 1
+                report.unknown_labels[choices[0]] = report.unknown_labels.get(choices[0], 0) + 1
                 problems.append(
                     f"{where}: label {choices[0]!r} is not in taxonomy {taxonomy.name!r}; "
                     f"allowed: {', '.join(taxonomy.classes)}"

@@ -1,8 +1,9 @@
 """``finalize``: one label per video, with provenance; expert labels are final.
 
 The crowd's judgements of the protocol's finalize stages (removed annotators excluded) are
-aggregated by majority vote or Dawid-Skene (``annotation.aggregation``). Ties are never broken
-silently: a tied item takes the expert's label when there is one, and is otherwise left out of
+aggregated by majority vote or Dawid-Skene (``annotation.aggregation``), one vote per person
+and item (a person who judged an item in two stages counts once, with the later judgement).
+Ties are never broken silently: a tied item takes the expert's label when there is one, and is otherwise left out of
 ``labels.parquet`` and reported in ``unresolved``. ``expert_changed`` is true when the expert's
 label differs from a clear crowd majority.
 """
@@ -72,15 +73,17 @@ def finalize_labels(
         raise ConfigError(
             f"no crowd judgements of stage(s) {', '.join(protocol.finalize_stages)} to finalize"
         )
-    # Several stages may hold the same annotator on the same item: each judgement is one vote.
-    votes = crowd.assign(annotator_id=crowd["annotator_id"] + "@" + crowd["stage"])
-    mv = MajorityVote(tie_policy="none").fit(votes, classes)
+    # One person is one vote per item: a second round of the same people (a cross-check back
+    # to their own group, a member moved into the group that gets the item) is not an
+    # independent judgement. Their latest judgement (by stage order) counts.
+    crowd = crowd.iloc[crowd["stage"].map(order).argsort(kind="stable")]
+    crowd = crowd.drop_duplicates(["video_id", "annotator_id"], keep="last")
+    mv = MajorityVote(tie_policy="none").fit(crowd, classes)
     counts = mv.counts_.reindex(columns=list(classes)).to_numpy(dtype=float)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     items = mv.counts_.index.astype(str)
     confusions: dict[str, list[list[float]]] = {}
     if method == "dawid-skene":
-        # Dawid-Skene models annotators, not (annotator, stage) pairs.
         ds = DawidSkene(seed=seed).fit(crowd, classes)
         labels = ds.labels_.reindex(items).astype(object)
         labels[labels.index.isin(list(map(str, ds.ties_)))] = None

@@ -136,6 +136,23 @@ def _stage(raw: Any, source: str, seen: list[str]) -> Stage:
     )
 
 
+def _taxonomy_ref(value: Any, source: str) -> Any:
+    """A relative taxonomy path is relative to the protocol file, not the working directory.
+
+    A bare name (``emotions6``) stays a bundled taxonomy unless a file of that name sits next
+    to the protocol; anything with a suffix or a folder is a path.
+    """
+    if not isinstance(value, str) or not value or source.startswith("<"):
+        return value
+    ref = Path(value)
+    if ref.is_absolute():
+        return value
+    beside = Path(source).parent / ref
+    if ref.suffix or len(ref.parts) > 1 or beside.exists():
+        return beside
+    return value
+
+
 def protocol_from_dict(data: Any, source: str = "<dict>") -> Protocol:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a protocol must be a mapping with 'stages'")
@@ -163,7 +180,7 @@ def protocol_from_dict(data: Any, source: str = "<dict>") -> Protocol:
         )
     return Protocol(
         name=str(data.get("name") or Path(source).stem),
-        taxonomy=load_taxonomy(data.get("taxonomy")),
+        taxonomy=load_taxonomy(_taxonomy_ref(data.get("taxonomy"), source)),
         groups=groups,
         stages=tuple(stages),
         finalize_stages=fin_stages,

@@ -16,6 +16,7 @@ import pandas as pd
 from emotions_data.annotation.client import USER_DOMAIN, Client
 from emotions_data.annotation.exports import ParseReport, load_export_file, parse_export
 from emotions_data.annotation.localdb import database_path, read_project_tasks
+from emotions_data.annotation.progress import TaskShort, under_judged
 from emotions_data.annotation.protocol import Protocol
 from emotions_data.annotation.server import Server
 from emotions_data.annotation.state import State, project_key
@@ -39,10 +40,16 @@ class PullResult:
     outside: int = 0
     outside_path: Path | None = None
     projects: dict[str, int] = field(default_factory=dict)
+    #: Tasks with fewer judgements than required (``progress.TaskShort``)
+    under_judged: list[TaskShort] = field(default_factory=list)
+    #: Nothing was routed to the stage: it pulled as empty.
+    empty: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
+            "empty": self.empty,
+            "under_judged": [t.to_dict() for t in self.under_judged],
             "out": str(self.out),
             "rows": self.rows,
             "written": self.written,
@@ -85,22 +92,44 @@ def _write(
     return int((merged["stage"] == stage).sum()), written
 
 
-def pull_stage(
+@dataclass
+class StageJudgements:
+    """A stage's judgements as read from its projects: in the group, by outsiders, counts."""
+
+    inside: pd.DataFrame
+    outside: pd.DataFrame
+    report: ParseReport
+    projects: dict[str, int]
+
+
+def check_labels(report: ParseReport, taxonomy: Taxonomy, what: str, option: str) -> None:
+    """Labels outside the taxonomy mean the wrong taxonomy was given: an error, not a skip.
+
+    Label Studio only offers the choices of the project's label config, made from the taxonomy
+    at push, so a label it does not know is never one annotator's slip.
+    """
+    if not report.unknown_labels:
+        return
+    seen = sorted(report.unknown_labels, key=lambda k: (-report.unknown_labels[k], k))
+    shown = ", ".join(repr(label) for label in seen[:5]) + (" ..." if len(seen) > 5 else "")
+    raise ConfigError(
+        f"{what}: {report.unknown_label} judgement(s) have labels outside taxonomy "
+        f"{taxonomy.name!r} ({', '.join(taxonomy.classes)}): {shown}; give the {option} "
+        "the projects were made with"
+    )
+
+
+def read_stage(
     root: Path,
     server: Server,
     protocol: Protocol,
     stage_name: str,
-    out: Path,
     *,
     groups: pd.DataFrame | None = None,
     strict: bool = False,
     via: str = "auto",
-) -> PullResult:
-    """The stage's judgements into ``out`` (replacing the stage's earlier rows).
-
-    ``via``: ``database`` reads the embedded server's SQLite (fast), ``api`` uses export
-    snapshots (any server), ``auto`` the first that applies.
-    """
+) -> StageJudgements:
+    """The stage's judgements from its projects (``pull`` writes them, ``status`` counts them)."""
     stage = protocol.stage(stage_name)
     state = State.load(root)
     projects = state.stage_projects(stage.name)
@@ -153,8 +182,50 @@ def pull_stage(
             ok = ~frame["annotator_id"].str.startswith("ls-user-")
         inside.append(frame[ok])
         outside.append(frame[~ok])
-    new = pd.concat(inside, ignore_index=True)
-    apart = pd.concat(outside, ignore_index=True)
+    check_labels(
+        report,
+        protocol.taxonomy,
+        f"stage {stage.name} (protocol {protocol.name!r}, {protocol.source})",
+        "--protocol",
+    )
+    return StageJudgements(
+        inside=pd.concat(inside, ignore_index=True),
+        outside=pd.concat(outside, ignore_index=True),
+        report=report,
+        projects=projects,
+    )
+
+
+def pull_stage(
+    root: Path,
+    server: Server,
+    protocol: Protocol,
+    stage_name: str,
+    out: Path,
+    *,
+    groups: pd.DataFrame | None = None,
+    strict: bool = False,
+    via: str = "auto",
+) -> PullResult:
+    """The stage's judgements into ``out`` (replacing the stage's earlier rows).
+
+    ``via``: ``database`` reads the embedded server's SQLite (fast), ``api`` uses export
+    snapshots (any server), ``auto`` the first that applies. A stage whose assignment holds no
+    item (nothing routed to it) pulls as empty. Tasks still short of their judgements are
+    listed in ``under_judged``.
+    """
+    stage = protocol.stage(stage_name)
+    params = {"stage": stage.name, "protocol": protocol.name, "server": server.url}
+    state = State.load(root)
+    assignment = state.assignments.get(stage.name)
+    if assignment is not None and not any(assignment.values()):
+        empty = read_annotations(None).iloc[:0]
+        rows, written = _write(empty, out, stage.name, protocol.taxonomy, params)
+        return PullResult(
+            stage=stage.name, out=out, rows=rows, written=written, report=ParseReport(), empty=True
+        )
+    read = read_stage(root, server, protocol, stage.name, groups=groups, strict=strict, via=via)
+    new, apart, report = read.inside, read.outside, read.report
     report.outside_group = len(apart)
     if strict and len(apart):
         first = apart.iloc[0]
@@ -164,7 +235,6 @@ def pull_stage(
                 f"who is not in group {first['group_id']!r} ({len(apart)} such judgement(s))"
             ]
         )
-    params = {"stage": stage.name, "protocol": protocol.name, "server": server.url}
     rows, written = _write(new, out, stage.name, protocol.taxonomy, params)
     apart_path = None
     if len(apart):
@@ -178,7 +248,8 @@ def pull_stage(
         report=report,
         outside=len(apart),
         outside_path=apart_path,
-        projects=projects,
+        projects=read.projects,
+        under_judged=under_judged(state, stage, new),
     )
 
 
@@ -239,6 +310,7 @@ def import_export(
         group_id=group_id,
         strict=strict,
     )
+    check_labels(report, taxonomy, str(export_file), "--taxonomy")
     params = {"stage": stage, "import": str(export_file)}
     rows, written = _write(frame, out, stage, taxonomy, params)
     return PullResult(stage=stage, out=out, rows=rows, written=written, report=report)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotions_data.annotation.check import check_groups
 from emotions_data.annotation.client import Client
 from emotions_data.annotation.exports import video_id_from_data
 from emotions_data.annotation.label_config import DATA_VIDEO, DATA_VIDEO_ID, label_config
@@ -34,10 +35,13 @@ class PushResult:
     created: dict[str, int] = field(default_factory=dict)
     existing: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: The stage's assignment holds no item (e.g. nothing uncertain for the expert).
+    nothing_to_push: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
+            "nothing_to_push": self.nothing_to_push,
             "projects": self.projects,
             "tasks_created": self.created,
             "tasks_existing": self.existing,
@@ -198,6 +202,23 @@ def push_stage(
     by_id = videos.set_index(videos["video_id"].astype(str), drop=False)
     client = Client(server)
     result = PushResult(stage=stage.name)
+    if not any(assignment.values()):
+        result.nothing_to_push = True
+        return result
+    pending = [
+        g
+        for g, vids in assignment.items()
+        if vids
+        and not (
+            project_key(stage.name, g) in state.projects
+            and set(vids) <= set(state.tasks.get(project_key(stage.name, g), {}))
+        )
+    ]
+    if pending:
+        # Checked before anything is pushed; a finished push is left as it is (re-runs).
+        check = check_groups(groups, protocol, stage=stage)
+        result.warnings.extend(check.warnings)
+        check.raise_errors()
     for group, vids in sorted(assignment.items()):
         if not vids:
             continue

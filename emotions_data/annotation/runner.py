@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from emotions_data.annotation.allocate import allocate_groups
+from emotions_data.annotation.check import needed_group_size
 from emotions_data.annotation.escalate import EscalateResult, escalate
 from emotions_data.annotation.evaluate import evaluate_stage
 from emotions_data.annotation.finalize import finalize_labels, write_labels
@@ -156,7 +157,9 @@ def run_protocol(
     paths = protocol_paths(root)
     run = ProtocolRun(paths["groups"], paths["annotations"], None)
     if not paths["groups"].exists():
-        allocation = allocate_groups(roster, proto.groups, seed=seed)
+        allocation = allocate_groups(
+            roster, proto.groups, seed=seed, min_group_size=needed_group_size(proto)[0]
+        )
         write_groups(
             allocation.groups, paths["groups"], params={"groups": proto.groups, "seed": seed}
         )

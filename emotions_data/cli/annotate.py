@@ -120,30 +120,100 @@ def server_status_cmd(root: Path) -> None:
 @click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--groups", "k", type=int, default=3, show_default=True, help="How many groups.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@PROTOCOL
 @JSON
 @pass_settings
-def allocate(settings: Settings, roster: Path, k: int, out: Path, json_out: str | None) -> None:
-    """Balanced annotator groups from ROSTER (CSV/Parquet), one leader each, seeded.
+def allocate(
+    settings: Settings, roster: Path, k: int, out: Path, protocol: str, json_out: str | None
+) -> None:
+    """Balanced annotator groups from ROSTER (CSV/Parquet), exactly one leader each, seeded.
 
-    ROSTER columns: annotator_id, experience_years, msceit_score, education, culture, leader
-    (bool) and optionally expert (bool, forms the expert group) and any others (kept).
+    ROSTER columns (annotation/roster.example.csv): annotator_id (required, unique), email,
+    leader and expert (yes/no; experts form the expert group), experience_years, msceit_score,
+    education, culture (balanced across groups); any other column is kept. The roster is
+    checked against --protocol first (`annotate check`): groups too small for its judgements
+    per item, too few leaders or a cross-check offset that wraps with K groups are refused.
 
     \b
     Example:
       emotions-data --seed 1 annotate allocate roster.csv --groups 3 --out data/groups.parquet
     """
     from emotions_data.annotation.allocate import allocate_groups, allocation_summary
+    from emotions_data.annotation.check import check_roster
+    from emotions_data.annotation.protocol import load_protocol
     from emotions_data.annotation.store import write_groups
     from emotions_data.schema.io import read_table_file
 
-    allocation = allocate_groups(read_table_file(roster), k, seed=settings.seed)
+    proto = load_protocol(protocol)
+    table = read_table_file(roster)
+    check = check_roster(table, proto, k, where=str(roster))
+    check.raise_errors()
+    allocation = allocate_groups(table, k, seed=settings.seed, min_group_size=check.needed_size)
     write_groups(
         allocation.groups, out, params={"groups": k, "seed": settings.seed, "roster": str(roster)}
     )
     summary = allocation_summary(allocation)
     sizes = ", ".join(f"{g}: {n}" for g, n in summary["groups"].items())
     click.echo(f"{out}: groups {sizes}; imbalance {summary['imbalance']}")
+    if allocation.surplus_leaders:
+        click.echo(
+            f"leader candidates joining as members (one leader per group): "
+            f"{', '.join(allocation.surplus_leaders)}",
+            err=True,
+        )
     emit_json(summary, json_out)
+
+
+@annotate.command("check")
+@click.option(
+    "--groups",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Groups manifest to check (as allocated or as an evaluation left it).",
+)
+@click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), help="Roster to check.")
+@click.option(
+    "--num-groups",
+    "k",
+    type=int,
+    help="Groups the roster will be allocated into (default: the protocol's 'groups').",
+)
+@PROTOCOL
+@JSON
+def check_cmd(
+    groups: Path | None, roster: Path | None, k: int | None, protocol: str, json_out: str | None
+) -> None:
+    """Check the protocol against the roster or groups before anything is pushed (push runs it).
+
+    Refused (exit 1): a cross-check offset that sends items back to a group that already
+    judged them, groups with fewer active annotators than the judgements per item, a group
+    without exactly one leader, too few experts for the expert stage, malformed roster columns.
+
+    \b
+    Example:
+      emotions-data annotate check --protocol lab.yaml --roster roster.csv --num-groups 2
+      emotions-data annotate check --protocol lab.yaml --groups data/groups.parquet
+    """
+    from emotions_data.annotation.check import check_setup
+    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.schema.io import read_table_file
+
+    proto = load_protocol(protocol)
+    report = check_setup(
+        proto,
+        groups=_groups(groups),
+        roster=read_table_file(roster) if roster is not None else None,
+        n_groups=k,
+    )
+    emit_json(report.to_dict(), json_out)
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    for error in report.errors[1:]:
+        click.echo(f"Problem: {error}", err=True)
+    report.raise_errors()
+    click.echo(
+        f"protocol {proto.name!r} ({proto.source}): OK with {report.n_groups} group(s) of at "
+        f"least {report.needed_size} annotator(s)"
+    )
 
 
 @annotate.command()
@@ -186,6 +256,8 @@ def push(
         _groups(groups),
         seed=settings.seed,
     )
+    if result.nothing_to_push:
+        click.echo(f"{stage}: nothing to push (no item was routed to this stage)")
     for group, pid in result.projects.items():
         click.echo(
             f"{stage}/{group}: project {pid}, {result.created[group]} task(s) created, "
@@ -264,7 +336,8 @@ def pull(
 def _report_pull(result: Any) -> None:
     rep = result.report
     state = "written" if result.written else "unchanged"
-    click.echo(f"{result.out}: {result.rows} judgement(s) of stage {result.stage} ({state})")
+    empty = " (nothing was routed to this stage)" if getattr(result, "empty", False) else ""
+    click.echo(f"{result.out}: {result.rows} judgement(s) of stage {result.stage} ({state}){empty}")
     skipped = {
         "cancelled": rep.cancelled,
         "empty": rep.empty,
@@ -279,6 +352,64 @@ def _report_pull(result: Any) -> None:
             f"{result.outside} judgement(s) by people outside the group kept apart in {result.outside_path}",
             err=True,
         )
+    if getattr(result, "under_judged", None):
+        from emotions_data.annotation.progress import describe_short
+
+        click.echo(f"Warning: {describe_short(result.under_judged)}", err=True)
+
+
+@annotate.command("status")
+@click.option(
+    "--groups",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Groups manifest: only active members can still judge (stuck tasks).",
+)
+@click.option("--stage", "stages", multiple=True, help="Only these stages (default: all pushed).")
+@click.option(
+    "--via",
+    type=click.Choice(["auto", "api", "database"]),
+    default="auto",
+    show_default=True,
+    help="How Label Studio is read (as for pull).",
+)
+@PROTOCOL
+@ROOT
+@LS_URL
+@JSON
+def status_cmd(
+    groups: Path | None,
+    stages: tuple[str, ...],
+    via: str,
+    protocol: str,
+    root: Path,
+    ls_url: str | None,
+    json_out: str | None,
+) -> None:
+    """Progress per pushed stage, read from Label Studio: complete tasks, who has work left.
+
+    Per stage: tasks with all their judgements / tasks, judgements missing; per group; per
+    annotator: tasks done, tasks still open to them, median lead time; tasks below their
+    required count, and the stuck ones (not enough people left in the group to finish them).
+
+    \b
+    Example:
+      emotions-data annotate status --root data --groups data/groups.parquet
+    """
+    from emotions_data.annotation.progress import format_status
+    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.annotation.status import annotation_status
+
+    statuses = annotation_status(
+        root,
+        _server(root, ls_url),
+        load_protocol(protocol),
+        groups=_groups(groups),
+        stages=stages,
+        via=via,
+    )
+    if json_out != "-":
+        click.echo(format_status(statuses))
+    emit_json([s.to_dict() for s in statuses], json_out)
 
 
 @annotate.command("import")
@@ -373,6 +504,11 @@ def evaluate(
 @click.option("--to", "to_stage", required=True, help="Stage that receives the items.")
 @click.option("--annotations", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--groups", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Route even when source tasks still miss judgements (refused by default).",
+)
 @PROTOCOL
 @ROOT
 @JSON
@@ -381,11 +517,15 @@ def escalate(
     to_stage: str,
     annotations: Path,
     groups: Path | None,
+    allow_incomplete: bool,
     protocol: str,
     root: Path,
     json_out: str | None,
 ) -> None:
     """Route items to the next stage by the protocol's rule (rotation, disputed, uncertain).
+
+    A source stage whose pulled judgements leave tasks short of their required count is
+    refused (exit 1) unless --allow-incomplete.
 
     \b
     Example:
@@ -403,6 +543,7 @@ def escalate(
         read_annotations(annotations, proto.taxonomy),
         _groups(groups),
         from_stages=from_stages,
+        allow_incomplete=allow_incomplete,
     )
     info = result.to_dict()
     items = ", ".join(f"{g}: {n}" for g, n in info["items"].items()) or "none"

@@ -398,7 +398,17 @@ def test_cli_chain_on_an_existing_server(ls_server: Server, tmp_path: Path) -> N
         assert ls_server.token not in r.output
         return r.output
 
-    ok("annotate", "allocate", str(tmp_path / "roster.csv"), "--groups", "1", "--out", g)
+    ok(
+        "annotate",
+        "allocate",
+        str(tmp_path / "roster.csv"),
+        "--groups",
+        "1",
+        "--out",
+        g,
+        "--protocol",
+        str(proto),
+    )
     out = ok(
         "annotate",
         "push",
