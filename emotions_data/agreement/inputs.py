@@ -54,3 +54,24 @@ def load_groups(path: str | Path) -> pd.Series:
     return pd.Series(
         df["group_id"].astype(str).to_numpy(), index=df["annotator_id"].astype(str), name="group_id"
     )
+
+
+def final_crowd(
+    frame: pd.DataFrame, groups_path: str | Path, include_removed: bool = False
+) -> tuple[pd.DataFrame, str]:
+    """The judgements of the final crowd: annotators an evaluation removed (``active`` false in
+    the groups manifest) left out unless ``include_removed``; plus a line that says which."""
+    df = read_manifest(groups_path, "groups").df
+    removed = sorted(df.loc[~df["active"].astype(bool), "annotator_id"].astype(str))
+    shown = ", ".join(removed[:8]) + (" ..." if len(removed) > 8 else "")
+    if not removed:
+        return frame, "final (no annotator removed by an evaluation)"
+    if include_removed:
+        return frame, (
+            f"everyone, including {len(removed)} annotator(s) removed by an evaluation ({shown})"
+        )
+    gone = frame["annotator_id"].astype(str).isin(removed)
+    return frame[~gone], (
+        f"final: {len(removed)} annotator(s) removed by an evaluation left out ({shown}; "
+        f"{int(gone.sum())} judgement(s)); --include-removed keeps them"
+    )

@@ -72,7 +72,8 @@ def _compact(table: pd.DataFrame) -> pd.DataFrame:
 def format_text(report: AgreementReport) -> str:
     """The default terminal output."""
     o = report.overall
-    lines = [
+    lines = [f"crowd: {report.crowd}"] if report.crowd else []
+    lines += [
         f"items: {o.n_items} pairable, {o.n_items_unpairable} with a single judgement (left out)",
         f"annotators: {o.n_annotators}   judgements: {o.n_judgements}   "
         f"stages: {', '.join(report.stages)}   taxonomy: {report.taxonomy.name}",
@@ -197,6 +198,8 @@ def write_report_dir(report: AgreementReport, out: str | Path) -> list[Path]:
         written.append(out / "stage_alpha.png")
 
     md = ["# Agreement report", ""]
+    if report.crowd:
+        md += [f"Crowd: {report.crowd}.", ""]
     o = report.overall
     md.append(
         f"{o.n_items} pairable items ({o.n_items_unpairable} with a single judgement left out), "

@@ -61,6 +61,8 @@ class AgreementReport:
     bootstrap: dict[str, Any] | None = None
     #: The encoded judgements, for plots (not serialised).
     encoded: Encoded | None = None
+    #: Whose judgements these are when a groups manifest says (e.g. the final crowd).
+    crowd: str | None = None
 
     @property
     def interpretation(self) -> str:
@@ -79,6 +81,8 @@ class AgreementReport:
             "classes": list(self.taxonomy.classes),
             "stages": self.stages,
         }
+        if self.crowd is not None:
+            out["crowd"] = self.crowd
         if o.ci:
             out["ci"] = {name: interval.to_dict() for name, interval in o.ci.items()}
             out["bootstrap"] = self.bootstrap

@@ -96,6 +96,58 @@ def _rebalance(groups: pd.DataFrame, stage: str, moved: list[str]) -> None:
         moved.append(str(groups.loc[idx, "annotator_id"]))
 
 
+def annotator_table(
+    protocol: Protocol, stage_name: str, annotations: pd.DataFrame, flagged: list[str]
+) -> list[dict[str, Any]]:
+    """The per-annotator figures an evaluation judged on (the table ``annotate evaluate`` prints)."""
+    stage = protocol.stage(stage_name)
+    frame = annotations[annotations["stage"].isin(stage.stages)]
+    if frame.empty:
+        return []
+    table = loo_consistency(frame, protocol.taxonomy.classes)
+    table["flagged"] = table["annotator_id"].isin(flagged)
+    records: list[dict[str, Any]] = table.to_dict(orient="records")
+    return records
+
+
+def format_annotator_table(records: list[dict[str, Any]], groups: pd.DataFrame) -> str:
+    """annotator, group, judgements, agreement, kappa, median lead time, outcome; one per line."""
+    if not records:
+        return "(no judgements)"
+    by_id = groups.set_index(groups["annotator_id"].astype(str))
+    rows = []
+    for r in records:
+        aid = str(r["annotator_id"])
+        row = by_id.loc[aid] if aid in by_id.index else None
+        if row is None:
+            group, outcome = "-", "not in groups"
+        else:
+            group = str(row["group_id"])
+            outcome = "removed" if not bool(row["active"]) else "kept"
+            if r.get("flagged") and bool(row["active"]):
+                outcome = "moved"
+        if not r.get("flagged") and outcome == "removed":
+            outcome = "removed earlier"
+
+        def num(value: Any, digits: int) -> str:
+            return "n/a" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+
+        rows.append(
+            {
+                "annotator": aid,
+                "group": group,
+                "judgements": int(r["judgements"]),
+                "compared": int(r["compared"]),
+                "agreement": num(r["agreement"], 3),
+                "kappa": num(r["kappa"], 3),
+                "median_lead_s": num(r.get("median_lead_time_s"), 1),
+                "flagged": "yes" if r.get("flagged") else "",
+                "outcome": outcome,
+            }
+        )
+    return str(pd.DataFrame(rows).to_string(index=False))
+
+
 def evaluate_stage(
     protocol: Protocol, stage_name: str, annotations: pd.DataFrame, groups: pd.DataFrame
 ) -> EvaluateResult:

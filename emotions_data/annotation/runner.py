@@ -25,7 +25,7 @@ import pandas as pd
 from emotions_data.annotation.allocate import allocate_groups
 from emotions_data.annotation.check import needed_group_size
 from emotions_data.annotation.escalate import EscalateResult, escalate
-from emotions_data.annotation.evaluate import evaluate_stage
+from emotions_data.annotation.evaluate import annotator_table, evaluate_stage
 from emotions_data.annotation.finalize import finalize_labels, write_labels
 from emotions_data.annotation.protocol import Protocol, Stage, load_protocol
 from emotions_data.annotation.pull import pull_stage
@@ -106,7 +106,8 @@ def evaluate_once(
     """
     groups, done = _evaluations(groups_path)
     if stage in done:
-        return {**done[stage], "already_evaluated": True}
+        table = annotator_table(proto, stage, annotations, list(done[stage].get("flagged", [])))
+        return {**done[stage], "already_evaluated": True, "annotators": table}
     result = evaluate_stage(proto, stage, annotations, groups)
     done[stage] = {
         "flagged": result.flagged,
@@ -119,7 +120,8 @@ def evaluate_once(
         params={"stage": stage, "evaluations": done},
         parents=[annotations_path],
     )
-    return {**done[stage], "already_evaluated": False}
+    table = annotator_table(proto, stage, annotations, result.flagged)
+    return {**done[stage], "already_evaluated": False, "annotators": table}
 
 
 def _escalate(

@@ -28,6 +28,11 @@ from emotions_data.cli.common import Settings, emit_json, pass_settings
     help="Groups manifest (annotator_id -> group_id) for --by group; default: the group_id column.",
 )
 @click.option(
+    "--include-removed",
+    is_flag=True,
+    help="With --groups: keep annotators an evaluation removed (default: the final crowd).",
+)
+@click.option(
     "--bootstrap",
     "n_boot",
     type=int,
@@ -58,6 +63,7 @@ def agreement(
     stages: tuple[str, ...],
     by: str,
     groups: Path | None,
+    include_removed: bool,
     n_boot: int,
     level: float,
     min_alpha: float | None,
@@ -69,6 +75,8 @@ def agreement(
 
     ANNOTATIONS is an annotations manifest (Parquet) or a CSV with video_id, annotator_id,
     label (and optionally stage, group_id). Items judged once are left out and counted.
+    With --groups the report is of the final crowd: annotators an evaluation removed are left
+    out (--include-removed keeps them); the first line says which.
     Exit codes: 0 done, 1 error, 2 usage error, 3 alpha below --min-alpha.
 
     \b
@@ -76,7 +84,7 @@ def agreement(
       emotions-data --seed 7 agreement data/annotations.parquet --by class,annotator,stage \\
           --bootstrap 1000 --min-alpha 0.667 --json agreement.json --report reports/agreement
     """
-    from emotions_data.agreement.inputs import load_annotations, load_groups
+    from emotions_data.agreement.inputs import final_crowd, load_annotations, load_groups
     from emotions_data.agreement.render import format_text, write_report_dir
     from emotions_data.agreement.report import compute_agreement, enforce_min_alpha, parse_by
 
@@ -86,6 +94,9 @@ def agreement(
         dims |= {"class", "stage"}
     frame, tax = load_annotations(annotations, taxonomy)
     group_map = load_groups(groups) if groups is not None else None
+    crowd = None
+    if groups is not None:
+        frame, crowd = final_crowd(frame, groups, include_removed)
     report = compute_agreement(
         frame,
         tax,
@@ -97,6 +108,7 @@ def agreement(
         seed=settings.seed,
         source=str(annotations),
     )
+    report.crowd = crowd
     if json_target != "-":
         click.echo(format_text(report))
     emit_json(report.to_dict(), json_target)

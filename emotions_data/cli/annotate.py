@@ -472,6 +472,10 @@ def evaluate(
 ) -> None:
     """Per-annotator consistency and per-group alpha; flagged annotators removed or moved.
 
+    Prints one row per annotator: group, judgements, judgements compared with the
+    leave-one-out consensus, agreement and Cohen's kappa against it, median lead time,
+    flagged and the outcome (kept, removed, moved); then the per-group alpha.
+
     \b
     Example:
       emotions-data annotate evaluate --stage evaluate_a --annotations data/annotations.parquet --groups data/groups.parquet
@@ -491,6 +495,10 @@ def evaluate(
         if result["already_evaluated"]
         else ""
     )
+    from emotions_data.annotation.evaluate import format_annotator_table
+    from emotions_data.annotation.store import read_groups
+
+    click.echo(format_annotator_table(result["annotators"], read_groups(target)))
     click.echo(f"group alpha: {alphas}{again}")
     flagged, moved = ", ".join(result["flagged"]) or "none", ", ".join(result["moved"]) or "none"
     click.echo(f"flagged: {flagged}; moved: {moved}; groups -> {target}")
