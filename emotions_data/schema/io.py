@@ -226,6 +226,8 @@ def _check_rows(df: pd.DataFrame, kind: ManifestKind, taxonomy: Taxonomy, source
             # The pattern runs once per distinct value (a video id recurs in every judgement).
             codes, uniques = codes_of(col.name)
             safe = uniques.astype(str).str.fullmatch(SAFE_NAME_PATTERN).to_numpy(dtype=bool)
+            # ``True`` appended: a column of nulls only has no uniques to index (codes all -1).
+            safe = np.append(safe, True)
             bad_names = series.index[(codes >= 0) & ~safe[np.maximum(codes, 0)]]
             for i in bad_names[:_MAX_PROBLEMS]:
                 problems.append(
