@@ -3,8 +3,8 @@
 The crowd's judgements of the protocol's finalize stages (removed annotators excluded) are
 aggregated by majority vote or Dawid-Skene (``annotation.aggregation``), one vote per person
 and item (a person who judged an item in two stages counts once, with the later judgement).
-Ties are never broken silently: a tied item takes the expert's label when there is one, and is otherwise left out of
-``labels.parquet`` and reported in ``unresolved``. ``expert_changed`` is true when the expert's
+Ties are never broken silently: a tied item takes the expert's label when there is one, and is
+otherwise left out of ``labels.parquet`` and reported in ``unresolved``. ``expert_changed`` is true when the expert's
 label differs from a clear crowd majority.
 """
 
