@@ -144,6 +144,10 @@ class Client:
             result = self.ls.projects.import_tasks(project_id, request=tasks, return_task_ids=True)
         return [int(t) for t in (result.task_ids or [])]
 
+    def delete_all_tasks(self, project_id: int) -> None:
+        with _api(self.server, f"deleting the tasks of project {project_id}"):
+            self.ls.tasks.delete_all_tasks(id=project_id)
+
     def export_tasks(self, project_id: int, poll_s: float = 0.2, timeout_s: float = 600) -> Any:
         """All tasks of the project with their annotations, from an export snapshot (JSON)."""
         with _api(self.server, f"exporting project {project_id}"):

@@ -631,6 +631,12 @@ def finalize(
     required=True,
     help="CSV/Parquet: video_id, label (the true class).",
 )
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="A project nobody labelled yet: re-import its tasks with the judgements inline "
+    "(minutes instead of hours for tens of thousands of videos; task ids change).",
+)
 @PROTOCOL
 @ROOT
 @LS_URL
@@ -642,6 +648,7 @@ def simulate(
     roster: Path,
     groups: Path,
     truth: Path,
+    bulk: bool,
     protocol: str,
     root: Path,
     ls_url: str | None,
@@ -669,6 +676,7 @@ def simulate(
         truth_series,
         crowd_confusions(read_table_file(roster), proto.taxonomy),
         seed=settings.seed,
+        bulk=bulk,
     )
     click.echo(f"{stage}: {result.created} annotation(s) created, {result.already} already there")
     emit_json(result.to_dict(), json_out)
