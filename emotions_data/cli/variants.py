@@ -119,6 +119,12 @@ def split(
     help="Variant definitions YAML [annotation/variants.yaml].",
 )
 @click.option("--only", multiple=True, help="Build only this variant (repeatable).")
+@click.option(
+    "--allow-short",
+    is_flag=True,
+    help="Write a test-oriented variant whose test set misses its per-class target "
+    "(default: exit 3 naming the classes).",
+)
 @pass_settings
 def build_variants(
     settings: Settings,
@@ -129,6 +135,7 @@ def build_variants(
     out: Path | None,
     variants_path: Path | None,
     only: tuple[str, ...],
+    allow_short: bool,
 ) -> None:
     """Build the dataset variants of a YAML (full, balanced, test-oriented, ...) as split manifests.
 
@@ -156,6 +163,7 @@ def build_variants(
         split_path=split_path,
         seed=settings.seed,
         only=list(only) or None,
+        allow_short=allow_short,
     )
     for result in results:
         counts = result.frame["split"].value_counts()

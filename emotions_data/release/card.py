@@ -203,6 +203,27 @@ def texts(facts: DatasetFacts, info: ReleaseInfo, agreement: dict[str, Any]) -> 
     return out
 
 
+def _left_out_sentence(meta: dict[str, Any]) -> str:
+    """What a variant leaves out and why, from its metadata (test-oriented variants)."""
+    dropped = int((meta.get("left_out") or {}).get("unreliable_in_test_group", 0))
+    short = meta.get("test_shortfall") or {}
+    out = ""
+    if dropped:
+        out += (
+            f" {dropped} videos are left out: unreliable videos whose uploader or duplicate "
+            "cluster is in the test set (in train or val they would leak into it)."
+        )
+    if short:
+        target = meta.get("test_target_per_class")
+        out += (
+            " The test set misses its target of "
+            + f"{target} per class for "
+            + ", ".join(f"{c} ({n} short)" for c, n in short.items())
+            + "."
+        )
+    return out
+
+
 def _configs(files: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
     configs = []
     for i, (variant, splits) in enumerate(files.items()):
@@ -264,6 +285,7 @@ def dataset_card(
         md += [
             f"- **{name}** ({', '.join(f'{k}={v}' for k, v in params.items())}, seed "
             f"{meta.get('seed', 'n/a')}): {definition.get('rationale', '')}"
+            + _left_out_sentence(meta)
         ]
     md += [
         "",

@@ -169,7 +169,7 @@ def synthetic_videos(
     platform = np.array(platforms)[plat_of_uploader[uploader]]
     native = rng.choice(10**12, n_videos, replace=False) + 7 * 10**12
     video_id = np.char.add(np.char.add(platform.astype(str), "-"), native.astype(str))
-    n_dup = int(round(n_videos * duplicate_share))
+    n_dup = round(n_videos * duplicate_share)
     kept = rng.choice(n_videos, n_dup, replace=False)
     shift = rng.integers(1, len(platforms), n_dup)
     dup_platform = np.array(platforms)[
@@ -208,9 +208,7 @@ def synthetic_videos(
             "audio_sample_rate": 44100,
             "video_codec": "h264",
             "audio_codec": "aac",
-            "uploader_id": np.char.add(
-                "u", np.concatenate([uploader, uploader[kept]]).astype(str)
-            ),
+            "uploader_id": np.char.add("u", np.concatenate([uploader, uploader[kept]]).astype(str)),
             "upload_date": "20240101",
             "fetched_at": fetched,
             "dup_of": np.concatenate([np.full(n_videos, None), video_id[kept]]),

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from emotions_data.schema.errors import ManifestError
+from emotions_data.schema.errors import ManifestError, QualityGateError
 from emotions_data.schema.io import read_manifest, write_manifest
 from emotions_data.schema.manifests import SPLITS
 from emotions_data.schema.taxonomy import Taxonomy
@@ -38,6 +38,8 @@ class VariantResult:
     path: Path | None
     frame: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    #: Figures for the metadata and the card (e.g. the test set's shortfall, videos left out).
+    report: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> pd.DataFrame:
         t = self.frame.groupby(["label", "split"]).size().unstack(fill_value=0)
@@ -113,14 +115,82 @@ def reliable_mask(labels: pd.DataFrame, min_support: float, include_expert: bool
     return mask
 
 
+@dataclass
+class TestPacking:
+    """Which leakage groups form the test set, and how far each class is from its target."""
+
+    groups: list[str]
+    filled: dict[str, int]
+    target: int
+
+    @property
+    def shortfall(self) -> dict[str, int]:
+        return {c: self.target - v for c, v in self.filled.items() if v < self.target}
+
+
+def pack_test_groups(
+    reliable: npt.NDArray[np.int64],
+    unreliable: npt.NDArray[np.int64],
+    names: npt.NDArray[np.str_],
+    classes: list[str],
+    target: int,
+    rng: np.random.Generator,
+) -> TestPacking:
+    """Choose whole groups whose reliable members fill every class up to ``target``, no more.
+
+    ``reliable[g, c]``: group g's reliable videos of class c; ``unreliable[g]``: its other
+    members (they leave the variant when g goes to test). Groups with the same counts are
+    interchangeable, so the integer programme (scipy's HiGHS) decides how many of each kind
+    to take: maximise the videos placed (each class at most ``target``), then the fewest left
+    out. That is exact: the per-class shortfall is zero whenever some packing fills every
+    class. Which groups of a kind are taken is a seeded draw.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    k = len(classes)
+    if len(names) == 0:
+        return TestPacking([], dict.fromkeys(classes, 0), target)
+    kinds, kind_of, multiplicity = np.unique(
+        np.column_stack([reliable, unreliable]), axis=0, return_inverse=True, return_counts=True
+    )
+    kind_of = kind_of.reshape(-1)
+    per_kind, waste = kinds[:, :k].astype(float), kinds[:, k].astype(float)
+    # Lexicographic: one more video placed outweighs every video that could be left out.
+    weight = float(unreliable.sum()) + 1.0
+    result = milp(
+        c=-(weight * per_kind.sum(axis=1) - waste),
+        constraints=[LinearConstraint(per_kind.T, 0, target)],
+        integrality=np.ones(len(kinds)),
+        bounds=Bounds(0, multiplicity.astype(float)),
+        options={"time_limit": 30.0},
+    )
+    if result.x is None:  # pragma: no cover - x = 0 is always feasible
+        take = np.zeros(len(kinds), dtype=np.int64)
+    else:
+        take = np.round(result.x).astype(np.int64)
+    chosen: list[str] = []
+    order = rng.permutation(len(names))
+    for kind in np.flatnonzero(take):
+        members = order[kind_of[order] == kind]
+        chosen += names[members[: take[kind]]].tolist()
+    filled = (per_kind * take[:, None]).sum(axis=0).astype(np.int64)
+    return TestPacking(sorted(chosen), dict(zip(classes, filled.tolist(), strict=True)), target)
+
+
 def build_test_oriented(
     spec: VariantSpec,
     labels: pd.DataFrame,
     videos: pd.DataFrame | None,
     seed: int,
     classes: tuple[str, ...],
-) -> tuple[pd.DataFrame, list[str]]:
-    """A class-balanced test set of reliable items only (whole leakage groups); train/val from the rest."""
+) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
+    """A class-balanced test set of reliable items only; train/val from the rest, leak-free.
+
+    A leakage group (uploader, near-duplicate cluster) chosen for test gives its reliable
+    members to test; its unreliable members can go neither to test (not reliable) nor to
+    train/val (they would leak), so they leave the variant and are counted. Returns the
+    table, notes, and the report for the metadata (target, filled, shortfall, left out).
+    """
     p = spec.params
     rng = rng_for(seed, "variant", spec.name)
     frame = leakage_frame(labels, videos)
@@ -129,58 +199,49 @@ def build_test_oriented(
     frame["reliable"] = reliable_mask(
         indexed.loc[frame["video_id"]], p["min_support"], p["include_expert"]
     ).to_numpy()
-    # a group may go to test only if every member is reliable, or the others would leak
-    eligible = frame.groupby("group")["reliable"].transform("all")
-    counts = frame.loc[eligible, "label"].value_counts()
     present = [c for c in classes if (frame["label"] == c).any()]
-    short = [c for c in present if counts.get(c, 0) == 0]
-    if short:
-        raise ManifestError(
-            [
-                f"variant {spec.name!r}: no reliable video of class(es) {short} "
-                f"(min_support {p['min_support']}, include_expert {p['include_expert']}); "
-                "lower min_support or drop the class"
-            ]
-        )
-    target = p["test_per_class"] or max(1, int(p["test_share"] * len(frame) / len(present)))
-    n = min(int(target), *(int(counts[c]) for c in present))
-    notes: list[str] = []
-    if n < int(target):
-        notes.append(
-            f"test set: {n} reliable videos per class (asked {target}; the scarcest class limits it)"
-        )
-    # one row of class counts per eligible group, so the greedy pass is plain array arithmetic
-    cand = frame[eligible]
-    names, group_code = np.unique(cand["group"].astype(str).to_numpy(), return_inverse=True)
+    target = int(p["test_per_class"] or max(1, int(p["test_share"] * len(frame) / len(present))))
+    # One row of per-class reliable counts (and unreliable members) per group that has any.
+    names, group_code = np.unique(frame["group"].astype(str).to_numpy(), return_inverse=True)
     class_index = {c: i for i, c in enumerate(present)}
-    per_group = np.zeros((len(names), len(present)), dtype=np.int64)
-    np.add.at(per_group, (group_code, cand["label"].map(class_index).to_numpy()), 1)
-    sizes = per_group.sum(axis=1)
-    # singletons first (they fill the per-class quota exactly), seeded order within a size
-    order = np.lexsort((rng.permutation(len(names)), sizes))
-    filled = np.zeros(len(present), dtype=np.int64)
-    chosen: list[int] = []
-    for i in order:
-        if (filled + per_group[i] <= n).all():
-            chosen.append(int(i))
-            filled += per_group[i]
-            if (filled >= n).all():
-                break
-    test_groups = set(names[chosen].tolist())
-    taken = dict(zip(present, filled.tolist(), strict=True))
-    behind = {c: v for c, v in taken.items() if v < n}
-    if behind:
-        notes.append(f"test set short of {n} per class where groups did not fit: {behind}")
-    is_test = frame["group"].isin(test_groups).to_numpy()
-    rest = frame[~is_test]
+    label_code = frame["label"].map(class_index).to_numpy()
+    rel = frame["reliable"].to_numpy(dtype=bool)
+    reliable = np.zeros((len(names), len(present)), dtype=np.int64)
+    np.add.at(reliable, (group_code[rel], label_code[rel]), 1)
+    unreliable = np.bincount(group_code[~rel], minlength=len(names)).astype(np.int64)
+    has = reliable.sum(axis=1) > 0
+    packing = pack_test_groups(reliable[has], unreliable[has], names[has], present, target, rng)
+    in_test_group = frame["group"].astype(str).isin(packing.groups).to_numpy()
+    left_out = in_test_group & ~rel
+    notes: list[str] = []
+    if packing.shortfall:
+        notes.append(
+            f"test set short of {target} reliable videos per class: "
+            + ", ".join(
+                f"{c} {packing.filled[c]} ({v} short)" for c, v in packing.shortfall.items()
+            )
+        )
+    if left_out.any():
+        notes.append(
+            f"{int(left_out.sum())} unreliable video(s) of test groups left out "
+            "(in train/val they would share an uploader or duplicate cluster with test)"
+        )
+    rest = frame[~in_test_group]
     lab, k = category_codes(rest["label"])
     plat, kp = category_codes(rest["platform"])
     grp, kg = category_codes(rest["group"])
     bins = assign_groups(lab, k, grp, kg, p["train_val_ratios"], rng, plat, kp)
     frame["split"] = "test"
-    frame.loc[~is_test, "split"] = np.array(["train", "val"])[bins]
+    frame.loc[~in_test_group, "split"] = np.array(["train", "val"])[bins]
     frame["fold"] = pd.array([None] * len(frame), dtype="Int32")
-    return _sorted(frame), notes
+    report = {
+        "test_target_per_class": target,
+        "test_filled_per_class": packing.filled,
+        "reliable_per_class": dict(zip(present, reliable.sum(axis=0).tolist(), strict=True)),
+        "test_shortfall": packing.shortfall,
+        "left_out": {"unreliable_in_test_group": int(left_out.sum())},
+    }
+    return _sorted(frame[~left_out]), notes, report
 
 
 def build_variant_frames(
@@ -217,8 +278,8 @@ def build_variant_frames(
             frame, notes = build_balanced(spec, base, platforms, seed, classes)
             results.append(VariantResult(spec.name, None, frame, notes))
         else:
-            frame, notes = build_test_oriented(spec, labels, videos, seed, classes)
-            results.append(VariantResult(spec.name, None, frame, notes))
+            frame, notes, report = build_test_oriented(spec, labels, videos, seed, classes)
+            results.append(VariantResult(spec.name, None, frame, notes, report))
     return results
 
 
@@ -247,8 +308,14 @@ def build_variants(
     split_path: str | Path | None = None,
     seed: int = 0,
     only: list[str] | None = None,
+    allow_short: bool = False,
 ) -> list[VariantResult]:
-    """Write ``out_dir/<name>.parquet`` (kind split) for each variant of the YAML."""
+    """Write ``out_dir/<name>.parquet`` (kind split) for each variant of the YAML.
+
+    A test-oriented variant whose test set cannot reach its per-class target is a failed
+    quality gate (``QualityGateError`` naming the classes, after the other variants are
+    written), unless ``allow_short``: then it is written with the shortfall in its metadata.
+    """
     labels_m = read_manifest(labels_path, "labels")
     videos = read_manifest(videos_path, "videos").df if videos_path is not None else None
     split = read_manifest(split_path, "split").df if split_path is not None else None
@@ -266,9 +333,23 @@ def build_variants(
     )
     parents = [p for p in (labels_path, videos_path, split_path) if p is not None]
     out_dir = Path(out_dir)
+    short: list[str] = []
     for spec, result in zip(specs, results, strict=True):
         result.notes[:0] = notes
         definition: dict[str, Any] = spec.definition()
+        shortfall = result.report.get("test_shortfall") or {}
+        if shortfall and not allow_short:
+            filled = result.report["test_filled_per_class"]
+            short.append(
+                f"variant {spec.name!r}: class(es) "
+                + ", ".join(
+                    f"{c!r} ({filled[c]}; {result.report['reliable_per_class'][c]} reliable)"
+                    for c in shortfall
+                )
+                + f" cannot reach the test target of {result.report['test_target_per_class']} "
+                "per class with whole leakage groups"
+            )
+            continue
         result.path = write_manifest(
             result.frame,
             out_dir / f"{spec.name}.parquet",
@@ -276,7 +357,17 @@ def build_variants(
             params={"variant": spec.name, "seed": seed, **definition},
             parents=parents,
             taxonomy=labels_m.taxonomy,
-            extra_metadata={"variant": spec.name, "definition": definition, "seed": seed},
+            extra_metadata={
+                "variant": spec.name,
+                "definition": definition,
+                "seed": seed,
+                **result.report,
+            },
+        )
+    if short:
+        raise QualityGateError(
+            "; ".join(short) + " (lower min_support or test_per_class, or pass --allow-short "
+            "to write it short)"
         )
     return results
 
