@@ -49,7 +49,9 @@ class PullResult:
         return {
             "stage": self.stage,
             "empty": self.empty,
-            "under_judged": [t.to_dict() for t in self.under_judged],
+            "under_judged": len(self.under_judged),
+            # the first ones only: `annotate status --json` lists them all
+            "under_judged_tasks": [t.to_dict() for t in self.under_judged[:UNDER_JUDGED_SHOWN]],
             "out": str(self.out),
             "rows": self.rows,
             "written": self.written,
@@ -61,6 +63,8 @@ class PullResult:
 
 
 VIA = ("auto", "api", "database")
+#: Under-judged tasks listed in ``PullResult.to_dict`` (a stage waiting for people has them all).
+UNDER_JUDGED_SHOWN = 50
 
 
 def outside_path(out: Path) -> Path:

@@ -27,6 +27,7 @@ from emotions_data.annotation.check import needed_group_size
 from emotions_data.annotation.escalate import EscalateResult, escalate
 from emotions_data.annotation.evaluate import annotator_table, evaluate_stage
 from emotions_data.annotation.finalize import finalize_labels, write_labels
+from emotions_data.annotation.progress import under_judged
 from emotions_data.annotation.protocol import Protocol, Stage, load_protocol
 from emotions_data.annotation.pull import pull_stage
 from emotions_data.annotation.push import push_stage
@@ -66,19 +67,9 @@ def protocol_paths(root: Path) -> dict[str, Path]:
     }
 
 
-def _complete(
-    root: Path, stage: str, annotations: pd.DataFrame, groups: pd.DataFrame, judgements: int
-) -> bool:
-    """Every task of the stage has its judgements (capped by the group's active size)."""
-    state = State.load(root)
-    rows = annotations[annotations["stage"] == stage]
-    got = rows.groupby("video_id").size()
-    for group, vids in state.assignments.get(stage, {}).items():
-        members = groups[(groups["group_id"] == group) & groups["active"]]
-        need = min(judgements, len(members))
-        if any(int(got.get(v, 0)) < need for v in vids):
-            return False
-    return True
+def _complete(root: Path, stage: Stage, annotations: pd.DataFrame) -> bool:
+    """Every task of the stage has its judgements: the test ``escalate`` applies next."""
+    return not under_judged(State.load(root), stage, annotations)
 
 
 def _evaluations(groups_path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -200,7 +191,7 @@ def run_protocol(
         pulled = pull_stage(root, server, proto, stage.name, paths["annotations"], groups=groups)
         run.steps.append({"step": f"pull {stage.name}", **pulled.to_dict()})
         annotations = read_annotations(paths["annotations"], proto.taxonomy)
-        if not _complete(root, stage.name, annotations, groups, stage.judgements):
+        if not _complete(root, stage, annotations):
             run.waiting_for = stage.name
             return run
     annotations = read_annotations(paths["annotations"], proto.taxonomy)
