@@ -209,6 +209,8 @@ def stage_status(
                 {
                     "annotator_id": person,
                     "group": group,
+                    # still able to judge (active, with a groups manifest; else pushed to)
+                    "active": person in can,
                     "done": len(done),
                     "remaining": len(undone) if person in can else 0,
                     "median_lead_time_s": float(lead.median()) if lead.notna().any() else None,
@@ -219,7 +221,8 @@ def stage_status(
     status.judgements = int(table["judgements"].sum())
     status.missing = int((table["required"] - table["judgements"]).clip(lower=0).sum())
     status.annotators = pd.DataFrame(
-        people, columns=["annotator_id", "group", "done", "remaining", "median_lead_time_s"]
+        people,
+        columns=["annotator_id", "group", "active", "done", "remaining", "median_lead_time_s"],
     )
     return status
 
@@ -243,6 +246,7 @@ def format_status(statuses: list[StageStatus]) -> str:
             )
         if len(st.annotators):
             table = st.annotators.rename(columns={"median_lead_time_s": "median_lead_s"}).copy()
+            table["active"] = table["active"].map({True: "yes", False: "no"})
             table["median_lead_s"] = [
                 "n/a" if v is None or pd.isna(v) else f"{float(v):.1f}"
                 for v in table["median_lead_s"]

@@ -91,9 +91,11 @@ def test_status_pull_and_escalate_with_a_task_short_of_judgements(
     assert "stage primary: 2/3 task(s) with all their judgements (required 3 per task)" in out
     assert "8 judgement(s), 1 still missing" in out
     rows = {r[0]: r for r in map(str.split, out.splitlines()) if r and r[0] in {"p1", "p2", "p3"}}
-    assert "annotator_id group  done  remaining median_lead_s" in out
-    assert rows["p3"][1:4] == ["A", "2", "1"] and rows["p1"][1:4] == ["A", "3", "0"]
-    assert rows["p1"][4] == "3.0" and rows["p3"][4] == "5.0"  # median lead time (s)
+    assert out.splitlines()[2].split() == [
+        "annotator_id", "group", "active", "done", "remaining", "median_lead_s",
+    ]  # fmt: skip
+    assert rows["p3"][1:5] == ["A", "yes", "2", "1"] and rows["p1"][1:5] == ["A", "yes", "3", "0"]
+    assert rows["p1"][5] == "3.0" and rows["p3"][5] == "5.0"  # median lead time (s)
     assert (
         "1 task(s) below their required judgements (1 started, 0 not started): v1 (A: 2 of 3)"
         in out
@@ -107,6 +109,8 @@ def test_status_pull_and_escalate_with_a_task_short_of_judgements(
         "annotate", "status", "--protocol", str(protocol), "--groups", str(removed), *common
     )
     assert code == 0 and "1 stuck" in out and "v1 (A: 2 of 3)" in out
+    p3 = next(line.split() for line in out.splitlines() if line.split()[:1] == ["p3"])
+    assert p3[1:5] == ["A", "no", "2", "0"]
 
     annotations = root / "annotations.parquet"
     pull = ("annotate", "pull", "--stage", "primary", "--out", str(annotations), *common)
