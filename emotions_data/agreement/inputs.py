@@ -41,10 +41,30 @@ def load_annotations(
         if "stage" not in frame.columns:
             frame["stage"] = DEFAULT_STAGE
         frame["stage"] = frame["stage"].fillna(DEFAULT_STAGE)
+        _refuse_duplicates(frame, path)
         return frame, load_taxonomy(taxonomy)
     manifest = read_manifest(path, "annotations", taxonomy=taxonomy, columns=USED)
     tax = load_taxonomy(taxonomy) if taxonomy is not None else manifest.taxonomy
     return manifest.df, tax
+
+
+def _refuse_duplicates(frame: pd.DataFrame, path: Path) -> None:
+    """One judgement per (item, annotator, stage), as in a manifest: a row twice would count twice."""
+    key = ["video_id", "annotator_id", "stage"]
+    dup = frame.duplicated(subset=key, keep=False)
+    if not dup.any():
+        return
+    rows = frame.index[dup]
+    first = frame.loc[rows[0], key]
+    again = rows[1:][(frame.loc[rows[1:], key] == first).all(axis=1)][0]
+    raise ManifestError(
+        [
+            f"{path}: duplicate judgement (video_id {first['video_id']!r}, annotator_id "
+            f"{first['annotator_id']!r}, stage {first['stage']!r}) on lines {rows[0] + 2} and "
+            f"{again + 2}; {int(frame.duplicated(subset=key).sum())} duplicate row(s) in all; "
+            "keep one judgement per item, annotator and stage"
+        ]
+    )
 
 
 def load_groups(path: str | Path) -> pd.Series:

@@ -281,6 +281,15 @@ def enforce_min_alpha(report: AgreementReport, min_alpha: float | None) -> None:
     """Raise ``QualityGateError`` (CLI exit code 3) when alpha is below ``min_alpha``."""
     if min_alpha is None:
         return
+    if report.overall.n_annotators < 2:
+        # Agreement needs two people: no alpha can pass (or fail) a gate here. An error, exit 1:
+        # the input cannot be measured, which is not the same as a measured failure (exit 3).
+        raise ManifestError(
+            [
+                f"--min-alpha needs judgements by at least two annotators; "
+                f"{report.overall.n_annotators} in stages {', '.join(report.stages) or 'none'}"
+            ]
+        )
     alpha = report.overall.alpha
     if not np.isfinite(alpha) or alpha < min_alpha:
         shown = f"{alpha:.4f}" if np.isfinite(alpha) else "undefined"

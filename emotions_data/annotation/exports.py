@@ -9,6 +9,7 @@ naming the task.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -100,12 +101,53 @@ def _choices(result: Any, from_name: str) -> list[str]:
     return out
 
 
-def _user_key(completed_by: Any) -> int | str | None:
+_INT64 = 2**63
+
+
+def _id(value: Any, what: str, where: str) -> int | None:
+    """An id field of the export: an integer (as Label Studio writes it) or null."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not -_INT64 <= value < _INT64:
+        raise ManifestError([f"{where}: {what} {_shown(value)} is not an integer id"])
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _user_key(completed_by: Any, where: str) -> int | str | None:
+    if completed_by is None:
+        return None
     if isinstance(completed_by, dict):
-        return completed_by.get("email") or completed_by.get("id")
-    if isinstance(completed_by, int | str):
+        email = completed_by.get("email")
+        if isinstance(email, str) and email:
+            return email
+        if email is not None and email != "":
+            raise ManifestError([f"{where}: completed_by.email {_shown(email)} is not an e-mail"])
+        return _id(completed_by.get("id"), "completed_by.id", where)
+    if isinstance(completed_by, str) and completed_by:
         return completed_by
-    return None
+    return _id(completed_by, "completed_by", where)
+
+
+def _time(value: Any, what: str, where: str) -> str | None:
+    # Only the type here: parsing is done once for all rows (per row it costs seconds on a stage).
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ManifestError([f"{where}: {what} {_shown(value)} is not an ISO 8601 time"])
+    return value
+
+
+def _seconds(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ManifestError([f"{where}: lead_time {_shown(value)} is not a number of seconds"])
+    return float(value)
 
 
 def parse_export(
@@ -132,8 +174,13 @@ def parse_export(
         where = f"{origin}: task #{n}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise ManifestError([f"{where}: expected an object with a 'data' object"])
-        task_id = task.get("id")
+        task_id = _id(task.get("id"), "id", where)
         where = f"{origin}: task {task_id if task_id is not None else '#' + str(n)}"
+        task_project = _id(task.get("project"), "project", where)
+        if isinstance(task["data"].get(DATA_VIDEO_ID), bool | float | list | dict):
+            raise ManifestError(
+                [f"{where}: video_id {_shown(task['data'][DATA_VIDEO_ID])} is not a name"]
+            )
         vid = video_id_from_data(task["data"])
         if vid is None:
             raise ManifestError([f"{where}: no 'video_id' and no media path in its data"])
@@ -145,6 +192,11 @@ def parse_export(
             if not isinstance(ann, dict):
                 raise ManifestError([f"{where}: each annotation must be an object"])
             report.annotations += 1
+            ann_id = _id(ann.get("id"), "annotation id", where)
+            if not isinstance(ann.get("was_cancelled", False), bool | None):
+                raise ManifestError(
+                    [f"{where}: was_cancelled {_shown(ann['was_cancelled'])} is not true/false"]
+                )
             if ann.get("was_cancelled"):
                 report.cancelled += 1
                 problems.append(f"{where}: annotation {ann.get('id')} was cancelled (skipped)")
@@ -166,28 +218,40 @@ def parse_export(
                     f"allowed: {', '.join(taxonomy.classes)}"
                 )
                 continue
-            lead = ann.get("lead_time")
+            where_ann = f"{where}, annotation {ann_id}"
             rows.append(
                 {
                     "video_id": vid,
-                    "annotator_id": annotator_of(_user_key(ann.get("completed_by"))),
+                    "annotator_id": annotator_of(_user_key(ann.get("completed_by"), where_ann)),
                     "stage": stage,
                     "label": choices[0],
-                    "created_at": ann.get("updated_at") or ann.get("created_at"),
-                    "lead_time_s": float(lead) if isinstance(lead, int | float) else None,
+                    "created_at": _time(ann.get("updated_at"), "updated_at", where_ann)
+                    or _time(ann.get("created_at"), "created_at", where_ann),
+                    "lead_time_s": _seconds(ann.get("lead_time"), where_ann),
                     "source": source,
                     "group_id": group_id,
-                    "ls_project_id": project_id if project_id is not None else task.get("project"),
+                    "ls_project_id": project_id if project_id is not None else task_project,
                     "ls_task_id": task_id,
-                    "ls_annotation_id": ann.get("id"),
+                    "ls_annotation_id": ann_id,
                 }
             )
     if strict and problems:
         raise ManifestError(problems)
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    raw_times = frame["created_at"]
     frame["created_at"] = pd.to_datetime(
         frame["created_at"], utc=True, errors="coerce", format="ISO8601"
     )
+    unparsed = frame["created_at"].isna() & raw_times.notna()
+    if unparsed.any():
+        first = frame[unparsed].iloc[0]
+        raise ManifestError(
+            [
+                f"{origin}: task {first['ls_task_id']}, annotation {first['ls_annotation_id']}: "
+                f"time {_shown(raw_times[unparsed].iloc[0])} is not an ISO 8601 time "
+                f"({int(unparsed.sum())} such annotation(s))"
+            ]
+        )
     for col in ("ls_project_id", "ls_task_id", "ls_annotation_id"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
     # One judgement per annotator and item within a stage: an edited annotation keeps its last version.

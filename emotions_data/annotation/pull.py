@@ -1,7 +1,8 @@
 """``pull`` (a stage's projects from the server) and ``import`` (a Label Studio export file).
 
 Both map Label Studio users to roster annotator ids, replace the stage's rows of the annotations
-manifest and leave the rest. Judgements by people outside the project's group are counted and
+manifest and leave the rest. Neither replaces a stage's judgements with fewer rows unless asked
+(``force``): a lost state or an emptied project must not wipe what was already pulled. Judgements by people outside the project's group are counted and
 written apart (``<out>.outside.parquet``), never mixed into the stage's judgements.
 """
 
@@ -18,6 +19,7 @@ from emotions_data.annotation.exports import ParseReport, load_export_file, pars
 from emotions_data.annotation.localdb import database_path, read_project_tasks
 from emotions_data.annotation.progress import TaskShort, under_judged
 from emotions_data.annotation.protocol import Protocol
+from emotions_data.annotation.recovery import recover_state
 from emotions_data.annotation.server import Server
 from emotions_data.annotation.state import State, project_key
 from emotions_data.annotation.store import (
@@ -25,8 +27,9 @@ from emotions_data.annotation.store import (
     replace_stage,
     write_annotations_if_changed,
 )
-from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.errors import ConfigError, EmotionsDataError, ManifestError
 from emotions_data.schema.io import read_table_file
+from emotions_data.schema.safety import check_safe_name
 from emotions_data.schema.taxonomy import Taxonomy
 
 
@@ -67,6 +70,10 @@ VIA = ("auto", "api", "database")
 UNDER_JUDGED_SHOWN = 50
 
 
+class StageShrinkError(EmotionsDataError):
+    """A pull or import would replace a stage's judgements with fewer rows (and was not forced)."""
+
+
 def outside_path(out: Path) -> Path:
     return out.with_name(out.stem + ".outside.parquet")
 
@@ -90,8 +97,17 @@ def _write(
     stage: str,
     taxonomy: Taxonomy,
     params: dict[str, Any],
+    force: bool = True,
 ) -> tuple[int, bool]:
-    merged = replace_stage(read_annotations(out, taxonomy), new, stage)
+    existing = read_annotations(out, taxonomy)
+    before = int((existing["stage"] == stage).sum()) if len(existing) else 0
+    if len(new) < before and not force:
+        raise StageShrinkError(
+            f"{out}: stage {stage!r} has {before} judgement(s) and this would leave {len(new)} "
+            f"({before - len(new)} lost); nothing written. Check the server and the state, "
+            "or pass --force to replace them"
+        )
+    merged = replace_stage(existing, new, stage)
     written = write_annotations_if_changed(merged, out, taxonomy=taxonomy, params=params)
     return int((merged["stage"] == stage).sum()), written
 
@@ -136,19 +152,21 @@ def read_stage(
     """The stage's judgements from its projects (``pull`` writes them, ``status`` counts them)."""
     stage = protocol.stage(stage_name)
     state = State.load(root)
-    projects = state.stage_projects(stage.name)
-    if not projects:
-        raise ConfigError(f"stage {stage.name!r} has no Label Studio project yet; push it first")
     if state.server_url and state.server_url != server.identity:
         raise ConfigError(
             f"stage {stage.name!r} was pushed to {state.server_url}, not {server.identity}"
         )
+    client = Client(server)
+    # A lost or stale state: the stage's projects are found again on the server.
+    recover_state(state, client, server)
+    projects = state.stage_projects(stage.name)
+    if not projects:
+        raise ConfigError(f"stage {stage.name!r} has no Label Studio project yet; push it first")
     if via not in VIA:
         raise ConfigError(f"--via {via!r} is not allowed; allowed: {', '.join(VIA)}")
     db = database_path(server.data_dir) if via != "api" else None
     if via == "database" and db is None:
         raise ConfigError("--via database needs the embedded server (no database for this server)")
-    client = Client(server)
     # Accounts made by ``push`` carry the annotator id in their e-mail: the state may lag.
     names = {
         uid: email.partition("@")[0]
@@ -210,6 +228,7 @@ def pull_stage(
     groups: pd.DataFrame | None = None,
     strict: bool = False,
     via: str = "auto",
+    force: bool = False,
 ) -> PullResult:
     """The stage's judgements into ``out`` (replacing the stage's earlier rows).
 
@@ -224,11 +243,13 @@ def pull_stage(
     assignment = state.assignments.get(stage.name)
     if assignment is not None and not any(assignment.values()):
         empty = read_annotations(None).iloc[:0]
-        rows, written = _write(empty, out, stage.name, protocol.taxonomy, params)
+        rows, written = _write(empty, out, stage.name, protocol.taxonomy, params, force)
         return PullResult(
             stage=stage.name, out=out, rows=rows, written=written, report=ParseReport(), empty=True
         )
     read = read_stage(root, server, protocol, stage.name, groups=groups, strict=strict, via=via)
+    if not state.from_file:
+        state = State.load(root)  # rebuilt from the server by read_stage
     new, apart, report = read.inside, read.outside, read.report
     report.outside_group = len(apart)
     if strict and len(apart):
@@ -239,7 +260,7 @@ def pull_stage(
                 f"who is not in group {first['group_id']!r} ({len(apart)} such judgement(s))"
             ]
         )
-    rows, written = _write(new, out, stage.name, protocol.taxonomy, params)
+    rows, written = _write(new, out, stage.name, protocol.taxonomy, params, force)
     apart_path = None
     if len(apart):
         apart_path = outside_path(out)
@@ -288,8 +309,12 @@ def import_export(
     users: Path | None = None,
     group_id: str | None = None,
     strict: bool = False,
+    force: bool = False,
 ) -> PullResult:
     """Judgements from a Label Studio JSON export made elsewhere, as the ``stage``'s rows."""
+    check_safe_name(stage, "stage name")
+    if group_id is not None:
+        check_safe_name(group_id, "group name")
     tasks = load_export_file(export_file)
     mapping = read_user_map(users) if users else {}
 
@@ -316,5 +341,5 @@ def import_export(
     )
     check_labels(report, taxonomy, str(export_file), "--taxonomy")
     params = {"stage": stage, "import": str(export_file)}
-    rows, written = _write(frame, out, stage, taxonomy, params)
+    rows, written = _write(frame, out, stage, taxonomy, params, force)
     return PullResult(stage=stage, out=out, rows=rows, written=written, report=report)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotions_data.annotation import recovery
 from emotions_data.annotation.check import check_groups
 from emotions_data.annotation.client import Client
 from emotions_data.annotation.exports import video_id_from_data
@@ -128,7 +129,7 @@ def media_folders(videos: pd.DataFrame, server: Server, root: Path) -> list[Path
 
 
 def project_title(state: State, stage: str, group: str) -> str:
-    return f"[{state.tag}] {stage} / group {group}"
+    return recovery.project_title(state.tag, stage, group)
 
 
 def ensure_project(
@@ -142,7 +143,8 @@ def ensure_project(
     if found is None:
         description = (
             f"emotions-data protocol {protocol.name!r}, stage {stage.name!r}, group {group}; "
-            f"{overlap} judgement(s) per video. Managed by `emotions-data annotate`."
+            f"{overlap} judgement(s) per video. Managed by `emotions-data annotate`.\n"
+            + recovery.project_marker(state.tag, stage.name, group, state.members.get(key, []))
         )
         found = client.create_project(title, label_config(protocol.taxonomy), overlap, description)
     state.projects[key] = found
@@ -180,6 +182,27 @@ def stage_assignment(
     return assignment
 
 
+def _complete_recovered(
+    state: State,
+    stage: Stage,
+    videos: pd.DataFrame,
+    groups: pd.DataFrame,
+    seed: int,
+    found: dict[str, list[str]],
+) -> dict[str, list[str]]:
+    """A first stage's assignment rebuilt from its projects may lack what a crash left unpushed:
+    the seeded assignment replaces it when it agrees with every task already on the server."""
+    if stage.kind == "expert":
+        seeded = {EXPERT_GROUP: sorted(videos["video_id"].astype(str))}
+    else:
+        seeded = shard_videos(videos, crowd_groups(groups), seed)
+    if seeded == found or not all(set(v) <= set(seeded.get(g, [])) for g, v in found.items()):
+        return found
+    state.assignments[stage.name] = seeded
+    state.save()
+    return seeded
+
+
 def push_stage(
     root: Path,
     server: Server,
@@ -198,9 +221,13 @@ def push_stage(
     videos = usable_videos(videos)
     state = State.load(root)
     state.bind_server(server.identity)
-    assignment = stage_assignment(state, stage, videos, groups, seed)
-    by_id = videos.set_index(videos["video_id"].astype(str), drop=False)
     client = Client(server)
+    # A lost or stale state: projects, tasks and assignments are found again on the server.
+    recovered = recovery.recover_state(state, client, server)
+    assignment = stage_assignment(state, stage, videos, groups, seed)
+    if stage.name in recovered.stages and stage.source == "all":
+        assignment = _complete_recovered(state, stage, videos, groups, seed, assignment)
+    by_id = videos.set_index(videos["video_id"].astype(str), drop=False)
     result = PushResult(stage=stage.name)
     if not any(assignment.values()):
         result.nothing_to_push = True
@@ -243,8 +270,13 @@ def push_stage(
         state.users.update(client.ensure_users(members, state.users))
         state.save()
         # Who belonged to the group when it got these tasks: a later move is not an outsider.
-        state.members[key] = sorted(set(state.members.get(key, [])) | set(members))
+        before = state.members.get(key)
+        state.members[key] = sorted(set(before or []) | set(members))
+        known_project = key in state.projects
         pid = ensure_project(client, state, protocol, stage, group, overlap)
+        if known_project and before != state.members[key]:
+            # Kept on the server too, so a rebuilt state knows who the insiders are.
+            recovery.update_members(client, state, stage.name, group, pid)
         result.projects[group] = pid
         for folder in media_folders(by_id.loc[[v for v in vids if v in by_id.index]], server, root):
             client.ensure_local_storage(pid, str(folder))

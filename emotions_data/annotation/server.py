@@ -131,7 +131,10 @@ def _write_secret(path: Path, text: str) -> None:
 def _prepare_data(root: Path, template: Path) -> None:
     """Copy the migrated template once; a later start reuses the data (projects survive)."""
     sdir = server_dir(root)
-    if (sdir / DATA_DIR / "label_studio.sqlite3").exists() and (sdir / TOKEN_FILE).exists():
+    if (sdir / DATA_DIR / "label_studio.sqlite3").exists():
+        if not (sdir / TOKEN_FILE).exists():
+            # Never replace a database that holds projects: restore the token it was made with.
+            _restore_token(sdir)
         return
     if not (template / DATA_DIR / "label_studio.sqlite3").exists():
         raise ServiceError(
@@ -150,6 +153,28 @@ def _prepare_data(root: Path, template: Path) -> None:
     _write_secret(sdir / TOKEN_FILE, str(admin["token"]))
 
 
+def _restore_token(sdir: Path) -> None:
+    try:
+        token = str(json.loads((sdir / ADMIN_FILE).read_text())["token"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ServiceError(
+            f"{sdir / TOKEN_FILE} is missing and {sdir / ADMIN_FILE} holds no token; "
+            "the Label Studio database is kept: put the admin token back into the token file"
+        ) from None
+    _write_secret(sdir / TOKEN_FILE, token)
+
+
+def _read_token(root: Path) -> str:
+    path = server_dir(root) / TOKEN_FILE
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot read the Label Studio token file {path} ({exc.strerror or type(exc).__name__}); "
+            f"stop and start the server (`emotions-data annotate server stop --root {root}`, then start)"
+        ) from None
+
+
 def server_status(root: Path) -> Server | None:
     """The running embedded server of ``root``, or ``None`` when none answers."""
     state = _read_state(root)
@@ -158,7 +183,7 @@ def server_status(root: Path) -> Server | None:
     pid = int(str(state.get("pid", 0)))
     if not pid or not _pid_alive(pid):
         return None
-    token = (server_dir(root) / TOKEN_FILE).read_text().strip()
+    token = _read_token(root)
     url = str(state["url"])
     try:
         whoami(url, token, timeout=3.0)
@@ -198,7 +223,7 @@ def start_server(
         raise ServiceError(f"port {port} on 127.0.0.1 is taken; choose another or leave --port out")
     _prepare_data(root, ls_home / "template")
     sdir = server_dir(root)
-    token = (sdir / TOKEN_FILE).read_text().strip()
+    token = _read_token(root)
     media = (media_root or root).resolve()
     port = port or free_port()
     home = sdir / "home"

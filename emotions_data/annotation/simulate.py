@@ -30,6 +30,7 @@ from emotions_data.annotation.push import active_members
 from emotions_data.annotation.server import Server
 from emotions_data.annotation.state import State, project_key
 from emotions_data.schema.errors import ConfigError, ManifestError, ServiceError
+from emotions_data.schema.io import read_table_file
 from emotions_data.schema.taxonomy import Taxonomy
 
 PROFILES = ("good", "careless", "adversarial", "expert")
@@ -307,3 +308,17 @@ def simulate_stage(
             future.result()
             result.created += 1
     return result
+
+
+def read_truth(path: Path) -> pd.Series:
+    """video_id -> true label from a CSV/Parquet with ``video_id`` and ``label`` columns."""
+    table = read_table_file(path)
+    missing = [c for c in ("video_id", "label") if c not in table.columns]
+    if missing:
+        raise ManifestError(
+            [
+                f"{path}: missing column(s) {', '.join(missing)}; a truth table has video_id and "
+                f"label (the true class); columns found: {', '.join(map(str, table.columns))}"
+            ]
+        )
+    return table.set_index(table["video_id"].astype(str))["label"]

@@ -2,8 +2,9 @@
 
 It holds what the manifests cannot: project ids per (stage, group), task ids per video, Label
 Studio user ids per annotator, and each stage's assignment of videos to groups (so a re-run pushes
-exactly the same items). Losing it is recoverable: projects are found again by title, tasks by
-the ``video_id`` in their data, users by e-mail.
+exactly the same items). Losing it is recoverable (``recovery.recover_state``): the root's tag
+is kept apart in ``annotation/root_id`` too, projects are found again by the tag, stage and group
+in their title, tasks by the ``video_id`` in their data, users by e-mail.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from typing import Any
 
 from emotions_data.schema.atomic import atomic_write_text
 from emotions_data.schema.errors import ConfigError
+from emotions_data.schema.safety import is_safe_name
 
 STATE_PATH = Path("annotation") / "state.json"
+#: The root's tag on its own (kept equal to the state's): survives a lost ``state.json``.
+ROOT_ID_PATH = Path("annotation") / "root_id"
 
 
 def project_key(stage: str, group: str) -> str:
@@ -38,12 +42,19 @@ class State:
     members: dict[str, list[str]] = field(default_factory=dict)
     #: stage -> group -> video ids
     assignments: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: False when there was no state file: the ids must be found again on the server.
+    from_file: bool = True
+    #: True when the tag came from the state file or ``root_id`` (not made up just now).
+    tag_known: bool = True
 
     @classmethod
     def load(cls, root: Path) -> State:
         path = Path(root) / STATE_PATH
         if not path.exists():
-            return cls(path=path)
+            tag = read_root_id(Path(root))
+            if tag is None:
+                return cls(path=path, from_file=False, tag_known=False)
+            return cls(path=path, tag=tag, from_file=False)
         try:
             data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
@@ -76,6 +87,10 @@ class State:
             "assignments": self.assignments,
         }
         atomic_write_text(self.path, json.dumps(data, indent=1) + "\n")
+        root_id = self.path.parent / ROOT_ID_PATH.name
+        if read_root_id(self.path.parent.parent) != self.tag:
+            atomic_write_text(root_id, self.tag + "\n")
+        self.from_file = self.tag_known = True
 
     def bind_server(self, identity: str) -> None:
         """Ids are only meaningful on the server that made them; a new server starts afresh."""
@@ -92,3 +107,12 @@ class State:
 
     def user_names(self) -> dict[int, str]:
         return {v: k for k, v in self.users.items()}
+
+
+def read_root_id(root: Path) -> str | None:
+    """The root's tag from ``annotation/root_id``; ``None`` when absent or not a safe name."""
+    try:
+        text = (Path(root) / ROOT_ID_PATH).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if is_safe_name(text) else None

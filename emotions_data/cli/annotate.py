@@ -26,6 +26,7 @@ PROTOCOL = click.option(
     show_default=True,
     help="Protocol name (annotation/protocols/) or YAML path.",
 )
+FORCE_HELP = "Replace the stage's judgements even with fewer rows (refused by default)."
 JSON = click.option(
     "--json", "json_out", help="Write the result as JSON to this file ('-': stdout)."
 )
@@ -35,6 +36,15 @@ def _server(root: Path, ls_url: str | None) -> Any:
     from emotions_data.annotation.server import connect
 
     return connect(root, ls_url)
+
+
+def _lock(root: Path) -> Any:
+    """The dataset root's write lock: a second annotate writer on it fails at once, naming us.
+
+    Commands without --root lock the folder of the file they write (the root in the layout)."""
+    from emotions_data.schema.safety import root_lock
+
+    return root_lock(root)
 
 
 def _groups(path: Path | None) -> Any:
@@ -149,9 +159,12 @@ def allocate(
     check = check_roster(table, proto, k, where=str(roster))
     check.raise_errors()
     allocation = allocate_groups(table, k, seed=settings.seed, min_group_size=check.needed_size)
-    write_groups(
-        allocation.groups, out, params={"groups": k, "seed": settings.seed, "roster": str(roster)}
-    )
+    with _lock(out.parent):
+        write_groups(
+            allocation.groups,
+            out,
+            params={"groups": k, "seed": settings.seed, "roster": str(roster)},
+        )
     summary = allocation_summary(allocation)
     sizes = ", ".join(f"{g}: {n}" for g, n in summary["groups"].items())
     click.echo(f"{out}: groups {sizes}; imbalance {summary['imbalance']}")
@@ -247,15 +260,16 @@ def push(
     from emotions_data.annotation.push import push_stage
     from emotions_data.schema.io import read_manifest
 
-    result = push_stage(
-        root,
-        _server(root, ls_url),
-        load_protocol(protocol),
-        stage,
-        read_manifest(videos, "videos").df,
-        _groups(groups),
-        seed=settings.seed,
-    )
+    with _lock(root):
+        result = push_stage(
+            root,
+            _server(root, ls_url),
+            load_protocol(protocol),
+            stage,
+            read_manifest(videos, "videos").df,
+            _groups(groups),
+            seed=settings.seed,
+        )
     if result.nothing_to_push:
         click.echo(f"{stage}: nothing to push (no item was routed to this stage)")
     for group, pid in result.projects.items():
@@ -293,6 +307,7 @@ def push(
     show_default=True,
     help="database: read the embedded server's SQLite (fast); api: export snapshots (any server).",
 )
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @PROTOCOL
 @ROOT
 @LS_URL
@@ -303,6 +318,7 @@ def pull(
     groups: Path | None,
     strict: bool,
     via: str,
+    force: bool,
     protocol: str,
     root: Path,
     ls_url: str | None,
@@ -319,16 +335,18 @@ def pull(
     from emotions_data.annotation.protocol import load_protocol
     from emotions_data.annotation.pull import pull_stage
 
-    result = pull_stage(
-        root,
-        _server(root, ls_url),
-        load_protocol(protocol),
-        stage,
-        out,
-        groups=_groups(groups),
-        strict=strict,
-        via=via,
-    )
+    with _lock(root):
+        result = pull_stage(
+            root,
+            _server(root, ls_url),
+            load_protocol(protocol),
+            stage,
+            out,
+            groups=_groups(groups),
+            strict=strict,
+            via=via,
+            force=force,
+        )
     _report_pull(result)
     emit_json(result.to_dict(), json_out)
 
@@ -424,6 +442,7 @@ def status_cmd(
 @click.option("--group", "group_id", help="Group whose project the export comes from.")
 @click.option("--taxonomy", default=None, help="Taxonomy name or YAML (default: emotions6).")
 @click.option("--strict", is_flag=True, help="Any skipped annotation is an error.")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @JSON
 def import_cmd(
     export: Path,
@@ -433,6 +452,7 @@ def import_cmd(
     group_id: str | None,
     taxonomy: str | None,
     strict: bool,
+    force: bool,
     json_out: str | None,
 ) -> None:
     """Judgements from a Label Studio JSON export made elsewhere, into the annotations manifest.
@@ -444,9 +464,17 @@ def import_cmd(
     from emotions_data.annotation.pull import import_export
     from emotions_data.schema.taxonomy import load_taxonomy
 
-    result = import_export(
-        export, stage, out, load_taxonomy(taxonomy), users=users, group_id=group_id, strict=strict
-    )
+    with _lock(out.parent):
+        result = import_export(
+            export,
+            stage,
+            out,
+            load_taxonomy(taxonomy),
+            users=users,
+            group_id=group_id,
+            strict=strict,
+            force=force,
+        )
     _report_pull(result)
     emit_json(result.to_dict(), json_out)
 
@@ -485,9 +513,10 @@ def evaluate(
     from emotions_data.annotation.store import read_annotations
 
     proto = load_protocol(protocol)
-    result = evaluate_once(
-        groups, annotations, proto, stage, read_annotations(annotations, proto.taxonomy), out
-    )
+    with _lock((out or groups).parent):
+        result = evaluate_once(
+            groups, annotations, proto, stage, read_annotations(annotations, proto.taxonomy), out
+        )
     target = out or groups
     alphas = ", ".join(f"{g}: {a}" for g, a in result["group_alpha"].items())
     again = (
@@ -544,15 +573,16 @@ def escalate(
     from emotions_data.annotation.store import read_annotations
 
     proto = load_protocol(protocol)
-    result = run_escalate(
-        root,
-        proto,
-        to_stage,
-        read_annotations(annotations, proto.taxonomy),
-        _groups(groups),
-        from_stages=from_stages,
-        allow_incomplete=allow_incomplete,
-    )
+    with _lock(root):
+        result = run_escalate(
+            root,
+            proto,
+            to_stage,
+            read_annotations(annotations, proto.taxonomy),
+            _groups(groups),
+            from_stages=from_stages,
+            allow_incomplete=allow_incomplete,
+        )
     info = result.to_dict()
     items = ", ".join(f"{g}: {n}" for g, n in info["items"].items()) or "none"
     note = " (already pushed; kept)" if result.kept else ""
@@ -602,7 +632,8 @@ def finalize(
         seed=settings.seed,
     )
     parents = [annotations] + ([groups] if groups else [])
-    write_labels(result, out, proto, parents)
+    with _lock(out.parent):
+        write_labels(result, out, proto, parents)
     info = result.to_dict()
     click.echo(
         f"{out}: {info['labels']} label(s) {info['by_method']}, expert changed {info['expert_changed']}"
@@ -661,23 +692,23 @@ def simulate(
       emotions-data annotate simulate --stage primary --roster roster.csv --groups data/groups.parquet --truth truth.csv --root data
     """
     from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.simulate import crowd_confusions, simulate_stage
+    from emotions_data.annotation.simulate import crowd_confusions, read_truth, simulate_stage
     from emotions_data.schema.io import read_table_file
 
     proto = load_protocol(protocol)
-    table = read_table_file(truth)
-    truth_series = table.set_index(table["video_id"].astype(str))["label"]
-    result = simulate_stage(
-        root,
-        _server(root, ls_url),
-        proto,
-        stage,
-        _groups(groups),
-        truth_series,
-        crowd_confusions(read_table_file(roster), proto.taxonomy),
-        seed=settings.seed,
-        bulk=bulk,
-    )
+    truth_series = read_truth(truth)
+    with _lock(root):
+        result = simulate_stage(
+            root,
+            _server(root, ls_url),
+            proto,
+            stage,
+            _groups(groups),
+            truth_series,
+            crowd_confusions(read_table_file(roster), proto.taxonomy),
+            seed=settings.seed,
+            bulk=bulk,
+        )
     click.echo(f"{stage}: {result.created} annotation(s) created, {result.already} already there")
     emit_json(result.to_dict(), json_out)
 
@@ -716,25 +747,24 @@ def run_cmd(
       emotions-data annotate run --videos data/videos.parquet --roster roster.csv --truth truth.csv --root data
     """
     from emotions_data.annotation.runner import Simulation, run_protocol
+    from emotions_data.annotation.simulate import read_truth
     from emotions_data.schema.io import read_manifest, read_table_file
 
     roster_df = read_table_file(roster)
     sim = None
     if truth is not None:
-        table = read_table_file(truth)
-        sim = Simulation(
-            table.set_index(table["video_id"].astype(str))["label"], roster_df, settings.seed
+        sim = Simulation(read_truth(truth), roster_df, settings.seed)
+    with _lock(root):
+        result = run_protocol(
+            root,
+            read_manifest(videos, "videos").df,
+            roster_df,
+            protocol,
+            _server(root, ls_url),
+            simulate=sim,
+            seed=settings.seed,
+            method=method,
         )
-    result = run_protocol(
-        root,
-        read_manifest(videos, "videos").df,
-        roster_df,
-        protocol,
-        _server(root, ls_url),
-        simulate=sim,
-        seed=settings.seed,
-        method=method,
-    )
     for step in result.steps:
         click.echo(f"- {step['step']}")
     if result.waiting_for:
