@@ -65,6 +65,7 @@ def _crowd(n: int, prefix: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     crowd = (~roster["expert"]).cumsum()
     groups = roster.assign(
         group_id=np.where(roster["expert"], "expert", np.where(crowd <= 2, "A", "B")),
+        leader=~roster["expert"] & crowd.isin([1, 3]),  # one leader per crowd group
         active=True,
         reason=None,
         updated_stage=None,
