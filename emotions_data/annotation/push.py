@@ -9,6 +9,7 @@ a group whose tasks are all in the state file is left as it is, even if its memb
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,29 +82,68 @@ def usable_videos(videos: pd.DataFrame) -> pd.DataFrame:
     return videos.reset_index(drop=True)
 
 
-def task_data(video: pd.Series, server: Server, root: Path) -> dict[str, Any]:
-    """The task: ``video_id`` always; the media URL served by the Local Storage, else the source."""
-    data: dict[str, Any] = {DATA_VIDEO_ID: str(video["video_id"])}
-    # Manifest rows hold pd.NA for missing paths, which has no truth value.
-    media = next(
-        (
-            v
-            for v in (video.get("normalized_path"), video.get("media_path"))
-            if isinstance(v, str) and v
-        ),
-        None,
-    )
-    if server.media_root is not None and isinstance(media, str) and media:
-        path = (Path(root) / media).resolve()
+class _MediaUrls:
+    """Task media URLs under the Local Storage root, for many videos at once.
+
+    A path is resolved through its folder, resolved once per folder (a per-file
+    ``Path.resolve`` costs more than the import itself for tens of thousands of videos).
+    Manifest paths are relative and inside the root (``read_manifest`` checks it).
+    """
+
+    def __init__(self, server: Server, root: Path) -> None:
+        self.server = server
+        self.root = Path(root)
+        self._folders: dict[str, Path] = {}
+
+    def relative(self, media: str) -> Path | None:
+        """``media`` relative to the served root, or ``None`` when it lies outside."""
+        if self.server.media_root is None:
+            return None
+        folder, name = os.path.split(media)
+        resolved = self._folders.get(folder)
+        if resolved is None:
+            resolved = self._folders[folder] = (self.root / folder).resolve()
         try:
-            rel = path.relative_to(server.media_root)
+            return (resolved / name).relative_to(self.server.media_root)
         except ValueError:
-            rel = None
+            return None
+
+
+def _media_of(videos: pd.DataFrame) -> list[str | None]:
+    """Per row the normalised media path, else the original's (first non-empty string)."""
+    columns = [
+        videos[c].tolist() if c in videos.columns else [None] * len(videos)
+        for c in ("normalized_path", "media_path")
+    ]
+    # Manifest rows hold pd.NA for missing paths, which has no truth value.
+    return [
+        next((v for v in pair if isinstance(v, str) and v), None)
+        for pair in zip(*columns, strict=True)
+    ]
+
+
+def task_datas(videos: pd.DataFrame, server: Server, root: Path) -> list[dict[str, Any]]:
+    """The tasks: ``video_id`` always; the media URL served by the Local Storage, else the source."""
+    urls = _MediaUrls(server, root)
+    sources = (
+        videos["source_url"].tolist() if "source_url" in videos.columns else [None] * len(videos)
+    )
+    out: list[dict[str, Any]] = []
+    for vid, media, source in zip(
+        videos["video_id"].astype(str).tolist(), _media_of(videos), sources, strict=True
+    ):
+        rel = urls.relative(media) if media is not None else None
         if rel is not None:
-            data[DATA_VIDEO] = f"/data/local-files/?d={rel.as_posix()}"
-            return data
-    data[DATA_VIDEO] = str(video.get("source_url") or "")
-    return data
+            video = f"/data/local-files/?d={rel.as_posix()}"
+        else:
+            video = str(source) if isinstance(source, str) and source else ""
+        out.append({DATA_VIDEO_ID: vid, DATA_VIDEO: video})
+    return out
+
+
+def task_data(video: pd.Series, server: Server, root: Path) -> dict[str, Any]:
+    """One video's task (see ``task_datas``)."""
+    return task_datas(video.to_frame().T, server, root)[0]
 
 
 def media_folders(videos: pd.DataFrame, server: Server, root: Path) -> list[Path]:
@@ -114,16 +154,14 @@ def media_folders(videos: pd.DataFrame, server: Server, root: Path) -> list[Path
     """
     if server.media_root is None:
         return []
+    urls = _MediaUrls(server, root)
     folders: set[Path] = set()
     for col in ("normalized_path", "media_path"):
         if col not in videos.columns:
             continue
-        for media in videos[col].dropna().astype(str):
-            try:
-                rel = (Path(root) / media).resolve().relative_to(server.media_root)
-            except ValueError:
-                continue
-            if len(rel.parts) > 1:
+        for media in videos[col].dropna().astype(str).unique():
+            rel = urls.relative(media)
+            if rel is not None and len(rel.parts) > 1:
                 folders.add(server.media_root / rel.parts[0])
     return sorted(f for f in folders if f.is_dir())
 
@@ -295,7 +333,7 @@ def push_stage(
             )
         for start in range(0, len(missing), IMPORT_BATCH):
             batch = missing[start : start + IMPORT_BATCH]
-            ids = client.import_tasks(pid, [task_data(by_id.loc[v], server, root) for v in batch])
+            ids = client.import_tasks(pid, task_datas(by_id.loc[batch], server, root))
             if len(ids) != len(batch):
                 # Cannot map ids to videos by position: re-read the project instead.
                 known.update(existing_tasks(client, pid))
