@@ -48,7 +48,18 @@ def test_chain_benchmark_runs_every_step(tmp_path: Path) -> None:
         pytest.skip("Label Studio venv missing (run scripts/setup.sh)")
     rows = tmp_path / "rows.json"
     out = subprocess.run(
-        [sys.executable, str(CHAIN), "--videos", "120", "--compare-to", "0", "--workdir", str(tmp_path), "--json", str(rows)],
+        [
+            sys.executable,
+            str(CHAIN),
+            "--videos",
+            "120",
+            "--compare-to",
+            "0",
+            "--workdir",
+            str(tmp_path),
+            "--json",
+            str(rows),
+        ],
         capture_output=True,
         text=True,
         timeout=580,
