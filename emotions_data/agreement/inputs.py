@@ -18,12 +18,16 @@ DEFAULT_STAGE = "primary"
 
 
 def load_annotations(
-    path: str | Path, taxonomy: Taxonomy | str | Path | None = None
+    path: str | Path,
+    taxonomy: Taxonomy | str | Path | None = None,
+    *,
+    with_groups: bool = True,
 ) -> tuple[pd.DataFrame, Taxonomy]:
     """The long frame and the taxonomy its labels belong to.
 
     Parquet is read as an annotations manifest (validated; its own taxonomy unless one is
     given). A CSV needs video_id, annotator_id and label; stage and group_id are optional.
+    ``with_groups=False``: the manifest's group_id column is not read (not needed).
     """
     path = Path(path)
     if path.suffix.lower() == ".csv":
@@ -43,7 +47,8 @@ def load_annotations(
         frame["stage"] = frame["stage"].fillna(DEFAULT_STAGE)
         _refuse_duplicates(frame, path)
         return frame, load_taxonomy(taxonomy)
-    manifest = read_manifest(path, "annotations", taxonomy=taxonomy, columns=USED)
+    used = USED if with_groups else tuple(c for c in USED if c != "group_id")
+    manifest = read_manifest(path, "annotations", taxonomy=taxonomy, columns=used)
     tax = load_taxonomy(taxonomy) if taxonomy is not None else manifest.taxonomy
     return manifest.df, tax
 

@@ -92,7 +92,9 @@ def agreement(
     if report_dir is not None:
         # The report's plots need the per-class and per-stage figures.
         dims |= {"class", "stage"}
-    frame, tax = load_annotations(annotations, taxonomy)
+    # The annotations' own group_id serves only --by group without --groups.
+    own_groups = "group" in dims and groups is None
+    frame, tax = load_annotations(annotations, taxonomy, with_groups=own_groups)
     group_map = load_groups(groups) if groups is not None else None
     crowd = None
     if groups is not None:
