@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import resource
 import time
 from typing import Any
 
@@ -63,18 +64,35 @@ def measure(
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     for _ in range(args.steps):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     return {
         "step_s": elapsed / args.steps,
+        "cpu_s_per_step": cpu / args.steps,
         "samples_per_s": args.batch * args.steps / elapsed,
         "peak_gib": peak,
+        "parameters": parameter_count(model),
     }
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its children (a loaded machine's wall
+    time says little; the CPU time beside it says how much work a step was)."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def main() -> None:
@@ -111,8 +129,9 @@ def main() -> None:
     print(f"device {device_name}, config {result['config']}, batch {args.batch}")
     for name, r in (("AV-CPNet (full)", full), ("visual only", visual)):
         print(
-            f"  {name:16s} {r['samples_per_s']:8.2f} samples/s  step {r['step_s'] * 1000:8.1f} ms"
-            f"  peak {r['peak_gib']:.2f} GiB"
+            f"  {name:16s} {r['samples_per_s']:8.3f} samples/s  step {r['step_s'] * 1000:8.1f} ms"
+            f" (CPU {r['cpu_s_per_step']:.1f} s)  peak {r['peak_gib']:.2f} GiB"
+            f"  {r['parameters']:,} parameters"
         )
     print(f"  audio + fusion cost on top of visual only: {overhead * 100:+.1f} % (goal < 20 %)")
 

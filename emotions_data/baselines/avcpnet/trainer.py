@@ -243,6 +243,7 @@ def train_one_epoch(
                         "samples_per_s": group.get("samples", 0.0)
                         * info.world
                         / max(now - group_started, 1e-9),
+                        "step_s": now - group_started,
                         "data_wait_s": wait,
                         "data_wait_share": wait / max(now - group_started, 1e-9),
                     }
