@@ -120,7 +120,8 @@ def compute_assignment(
         considered = sum(len(v) for v in state.assignments[source].values())
         return {g: sorted(v) for g, v in sorted(out.items())}, considered, []
     items = unclear_items(votes, protocol.taxonomy.classes, stage.clear_majority)
-    routed = set(frame["video_id"].astype(str))
+    # unique() before leaving pandas: iterating an Arrow-backed column is slow per element
+    routed = set(frame["video_id"].astype(str).unique().tolist())
     every = sorted(
         {
             v
@@ -134,7 +135,7 @@ def compute_assignment(
         return ({EXPERT_GROUP: items} if items else {}), len(routed), unjudged
     # (video, group) pairs that judged it: one set built once, not one per video.
     pairs = frame[["video_id", "group_id"]].dropna().astype(str).drop_duplicates()
-    judged = set(zip(pairs["video_id"], pairs["group_id"], strict=True))
+    judged = set(zip(pairs["video_id"].tolist(), pairs["group_id"].tolist(), strict=True))
     first_groups = _first_groups(state, stage)
     position = {g: i for i, g in enumerate(names)}
     for vid in items:
