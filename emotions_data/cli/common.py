@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from emotions_data.schema.errors import EmotionsDataError, QualityGateError
+from emotions_data.schema.errors import EmotionsDataError, QualityGateError, describe_os_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +44,10 @@ def handle_errors() -> Iterator[None]:
         raise GateFailed(str(exc)) from None
     except EmotionsDataError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # a full disk, an I/O error: the environment, one line, exit 1
+        raise click.ClickException(
+            f"{describe_os_error(exc)}; fix that, then run the command again"
+        ) from None
 
 
 def emit_json(data: Any, target: str | Path | None) -> None:

@@ -74,8 +74,9 @@ def fetch(
         executor=executor,
         ray_address=ray_address,
     )
+    adopted = f"adopted {summary.adopted} finished by a killed run, " if summary.adopted else ""
     click.echo(
-        f"fetched {summary.downloaded} new, skipped {summary.skipped} done, "
+        f"fetched {summary.downloaded} new, skipped {summary.skipped} done, {adopted}"
         f"{summary.total} URLs in {summary.elapsed_s:.1f} s -> {summary.manifest}"
     )
     click.echo(summary_table(summary.by_status, summary.by_error))

@@ -10,12 +10,20 @@ Ids (DESIGN.md section 1): ``<platform>-<native id>`` when yt-dlp's extractor gi
 ``platform`` its extractor key in lower case. yt-dlp's ``generic`` extractor (a direct file
 URL, e.g. a CDN link or the loopback test server) takes its "id" from the file name, which
 collides across hosts, so for ``generic`` the id is sha256(url)[:16] and the platform comes
-from the input's ``platform`` column (else ``generic``).
+from the input's ``platform`` column (else ``generic``). URLs are hashed and stored without
+their credentials (``ingest.faults.stored_url``); only yt-dlp sees the original.
+
+Every path is built with ``schema.safety.inside_root``. Once the mp4 has its final name, a
+completion record ``ROOT/.fetch-done/<sha256(url)[:16]>.json`` (the result, size and sha256)
+lets the next run adopt the file if this run dies before its manifest is written. An OSError
+or a yt-dlp message that names the machine (no space, I/O error) is a ``fault``: the item is
+not failed, the run stops and the next one retries it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import random
 import re
@@ -26,10 +34,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emotions_data.ingest.faults import is_environment_message, stored_url, url_secrets
 from emotions_data.ingest.probe import MediaError, ffmpeg_binary, probe
 from emotions_data.ingest.profiles import PlatformProfile, redact
-from emotions_data.schema.atomic import sha256_file
+from emotions_data.schema.atomic import atomic_write_text, sha256_file
+from emotions_data.schema.errors import describe_os_error
 from emotions_data.schema.ids import platform_video_id, url_video_id
+from emotions_data.schema.safety import (
+    UnsafePathError,
+    inside_root,
+    is_safe_name,
+    regular_file_inside,
+)
+
+#: Completion records of finished downloads, kept until the manifest holds their rows.
+DONE_DIR = ".fetch-done"
 
 #: Error kinds worth retrying: the same request may work a little later.
 TRANSIENT = frozenset({"network", "rate_limited"})
@@ -107,6 +126,59 @@ class DownloadResult:
     bytes: int | None = None
     attempts: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: A fault of the environment (no space, I/O error): not the item's failure, never stored.
+    fault: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON completion record of a finished download (the URL without credentials)."""
+        meta = {
+            k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in self.metadata.items()
+        }
+        return {
+            "url": stored_url(self.url),
+            "video_id": self.video_id,
+            "platform": self.platform,
+            "media_path": self.media_path,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "metadata": meta,
+        }
+
+
+def done_record_path(root: str | Path, url: str) -> Path:
+    return inside_root(root, DONE_DIR, f"{url_video_id(stored_url(url))}.json")
+
+
+def adopt_finished(root: str | Path, url: str) -> DownloadResult | None:
+    """The result of an earlier run's finished download of ``url``, if its file still matches.
+
+    The completion record must name a safe id and platform and a regular file inside the root
+    whose size and sha256 match; anything else is ignored (the URL is downloaded again).
+    """
+    try:
+        record = json.loads(done_record_path(root, url).read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or record.get("url") != stored_url(url):
+            return None
+        if not (is_safe_name(record["video_id"]) and is_safe_name(record["platform"])):
+            return None
+        media = regular_file_inside(root, str(record["media_path"]))
+        if media.stat().st_size != record["bytes"] or sha256_file(media) != record["sha256"]:
+            return None
+        meta = dict(record.get("metadata") or {})
+    except (OSError, ValueError, KeyError, TypeError, UnsafePathError):
+        return None
+    if isinstance(meta.get("fetched_at"), str):
+        meta["fetched_at"] = dt.datetime.fromisoformat(meta["fetched_at"])
+    return DownloadResult(
+        url=url,
+        status="ok",
+        video_id=str(record["video_id"]),
+        platform=str(record["platform"]),
+        media_path=str(record["media_path"]),
+        sha256=str(record["sha256"]),
+        bytes=int(record["bytes"]),
+        metadata=meta,
+    )
 
 
 class _Logger:
@@ -189,7 +261,7 @@ def _ids(task: DownloadTask, info: dict[str, Any]) -> tuple[str, str]:
     extractor = str(info.get("extractor_key") or info.get("extractor") or "generic").lower()
     native = info.get("id")
     if extractor == "generic" or not native:
-        return (task.platform_hint or "generic").lower(), url_video_id(task.url)
+        return (task.platform_hint or "generic").lower(), url_video_id(stored_url(task.url))
     return extractor, platform_video_id(extractor, str(native))
 
 
@@ -236,8 +308,8 @@ def download_one(task: DownloadTask) -> DownloadResult:
     from yt_dlp.utils import YoutubeDLError
 
     root = Path(task.root)
-    secrets = task.profile.secrets()
-    guess_platform, guess_id = guess_ids(task.url, task.platform_hint)
+    secrets = task.profile.secrets() + url_secrets(task.url)
+    guess_platform, guess_id = guess_ids(stored_url(task.url), task.platform_hint)
 
     def failed(kind: str, message: str, attempts: int) -> DownloadResult:
         return DownloadResult(
@@ -250,7 +322,12 @@ def download_one(task: DownloadTask) -> DownloadResult:
             attempts=attempts,
         )
 
-    staging = root / ".staging" / url_video_id(task.url)
+    def fault(message: str) -> DownloadResult:
+        result = failed("environment", message, attempts)
+        result.fault = result.error_message
+        return result
+
+    staging = inside_root(root, ".staging", url_video_id(stored_url(task.url)))
     attempts = 0
     try:
         info: dict[str, Any] | None = None
@@ -268,6 +345,8 @@ def download_one(task: DownloadTask) -> DownloadResult:
             except YoutubeDLError as exc:
                 message = str(exc) or logger.last_error
                 message = re.sub(r"^ERROR:\s*", "", message)
+                if is_environment_message(message):
+                    return fault(message)
                 kind = classify(message)
                 if kind in TRANSIENT and attempts <= task.profile.retries:
                     base = task.profile.backoff_s * 2 ** (attempts - 1)
@@ -284,13 +363,13 @@ def download_one(task: DownloadTask) -> DownloadResult:
         media_info = probe(source)  # raises MediaError for a file ffprobe cannot read
         platform, video_id = _ids(task, info)
         rel = f"media/{platform}/{video_id}.mp4"
-        final = root / rel
+        final = inside_root(root, "media", platform, f"{video_id}.mp4", what="media path")
         final.parent.mkdir(parents=True, exist_ok=True)
         digest, size = sha256_file(source), source.stat().st_size
         with open(source, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(source, final)
-        return DownloadResult(
+        result = DownloadResult(
             url=task.url,
             status="ok",
             video_id=video_id,
@@ -305,9 +384,16 @@ def download_one(task: DownloadTask) -> DownloadResult:
                 "fetched_at": dt.datetime.now(dt.UTC),
             },
         )
+        # the next run adopts this file even if the driver dies before writing the manifest
+        atomic_write_text(done_record_path(root, task.url), json.dumps(result.to_record()))
+        return result
     except MediaError as exc:
+        if is_environment_message(str(exc)):
+            return fault(str(exc))
         return failed("bad_media", str(exc), attempts)
-    except OSError as exc:  # disk full, permissions: the item fails, the run goes on
-        return failed("other", f"{type(exc).__name__}: {exc.strerror or exc}", attempts)
+    except UnsafePathError as exc:  # an id or platform that would leave the root
+        return failed("other", str(exc), attempts)
+    except OSError as exc:  # disk full, I/O error: the machine's fault, not the video's
+        return fault(describe_os_error(exc))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

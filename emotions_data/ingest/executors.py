@@ -9,26 +9,47 @@ section 6) without change.
 ``local`` is a process pool of long-lived workers, so each worker imports its libraries once,
 not once per video. It forks: ``spawn``/``forkserver`` would re-import the caller's
 ``__main__`` in every worker (breaking scripts without a ``__main__`` guard and stdin), and
-the per-item functions use no torch or OpenMP state that forking could break.
+the per-item functions use no torch or OpenMP state that forking could break. Each worker
+closes the root-lock descriptor it inherited (only the driver holds the lock) and asks the
+kernel to kill it when its driver dies (``PR_SET_PDEATHSIG``), so a driver killed with
+``kill -9`` leaves no worker racing the next run.
 ``serial`` runs in the calling process (debugging, tiny inputs). ``ray`` runs the same
 functions on Ray Data (``executor_ray``), on a local Ray instance or an existing cluster.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Hashable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from emotions_data.schema.errors import ConfigError, ServiceError
+from emotions_data.schema.errors import ConfigError, EnvironmentFault
+from emotions_data.schema.safety import release_inherited_locks
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 EXECUTORS = ("local", "serial", "ray")
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_driver(driver_pid: int) -> None:
+    """Pool worker initializer: drop the inherited root lock; die when the driver dies."""
+    release_inherited_locks()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != driver_pid:  # the driver died before the line above took effect
+        os._exit(1)
 
 
 def check_executor(name: str) -> str:
@@ -47,7 +68,7 @@ def run_tasks(
     group_caps: Mapping[Any, int] | None = None,
     ray_address: str | None = None,
     max_retries: int = 3,
-) -> Iterator[R]:
+) -> Generator[R, None, None]:
     """Yield ``fn(task)`` for every task, in completion order.
 
     ``group_of``/``group_caps`` cap how many tasks of one group (e.g. one platform) run at
@@ -91,7 +112,12 @@ def run_tasks(
         return None
 
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_die_with_driver,
+        initargs=(os.getpid(),),
+    ) as pool:
         try:
             while pending or running:
                 while pending and len(running) < workers:
@@ -108,11 +134,12 @@ def run_tasks(
                     try:
                         result = future.result()
                     except BrokenProcessPool:
-                        # a worker was killed (out of memory, kill -9): what finished is kept
-                        # by the caller's manifest; a re-run resumes from there
-                        raise ServiceError(
-                            "a worker process died (killed or out of memory); "
-                            "finished items are saved, run the command again to resume"
+                        # a worker was killed (out of memory, kill -9): the machine's fault,
+                        # no item is failed for it; what finished is kept by the caller's
+                        # manifest and a re-run resumes from there
+                        raise EnvironmentFault(
+                            "a worker process died (killed or out of memory); no video was "
+                            "marked failed, finished items are saved: run the command again"
                         ) from None
                     yield result
         finally:

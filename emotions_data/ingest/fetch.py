@@ -8,11 +8,19 @@ while results arrive, so a run killed at any moment loses at most the items in f
 Input columns other than ``url`` are carried into the manifest; a column whose name the
 videos kind declares (``video_id``, ``title``, ...) is carried as ``input_<name>``, except
 ``platform``, which is the platform hint for direct-file URLs (see ``ingest.download``).
+
+The URL list is untrusted (README "Trust boundary and faults"): a ``platform`` that is not a
+safe name (``../../x``) makes the whole list a one-line error before anything is written
+(it would become a folder under ``media/``); URLs are stored without credentials. The run
+holds the root's write lock; a download finished by a killed run is adopted from its
+completion record when its file still matches; a fault of the machine stops the run without
+failing the item.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from collections import Counter
@@ -22,14 +30,30 @@ from typing import Any
 
 import pandas as pd
 
-from emotions_data.ingest.download import DownloadResult, DownloadTask, download_one, guess_ids
+from emotions_data.ingest.download import (
+    DONE_DIR,
+    DownloadResult,
+    DownloadTask,
+    adopt_finished,
+    download_one,
+    guess_ids,
+)
 from emotions_data.ingest.executors import check_executor, run_tasks
+from emotions_data.ingest.faults import stored_url
 from emotions_data.ingest.probe import PROBE_COLUMNS
 from emotions_data.ingest.profiles import FetchProfile, load_profile
-from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.errors import ConfigError, EnvironmentFault, ManifestError
 from emotions_data.schema.ids import url_video_id
 from emotions_data.schema.io import read_manifest, read_table_file, write_manifest
 from emotions_data.schema.manifests import VIDEOS
+from emotions_data.schema.safety import (
+    SAFE_NAME_RULE,
+    UnsafePathError,
+    inside_root,
+    is_safe_name,
+    regular_file_inside,
+    root_lock,
+)
 
 MANIFEST_NAME = "videos.parquet"
 #: Rewrite the manifest while results arrive at most this often...
@@ -54,6 +78,8 @@ class FetchSummary:
     total: int
     downloaded: int
     skipped: int
+    #: finished downloads of a killed run, taken over from their completion records
+    adopted: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     by_error: dict[str, int] = field(default_factory=dict)
     manifest: str = ""
@@ -64,6 +90,7 @@ class FetchSummary:
             "total": self.total,
             "downloaded": self.downloaded,
             "skipped": self.skipped,
+            "adopted": self.adopted,
             "by_status": dict(self.by_status),
             "by_error": dict(self.by_error),
             "manifest": self.manifest,
@@ -101,7 +128,11 @@ def read_url_list(urls: str | Path | pd.DataFrame) -> pd.DataFrame:
     df = df.reset_index(drop=True)
     df["url"] = df["url"].astype("string").str.strip()
     df = df[df["url"].notna() & (df["url"] != "")]
-    df = df.drop_duplicates(subset="url", keep="first").reset_index(drop=True)
+    # one row per stored URL: two spellings that differ only in credentials are one video
+    stored = df["url"].map(lambda u: stored_url(str(u)))
+    df = df[~stored.duplicated(keep="first")].reset_index(drop=True)
+    if "platform" in df.columns:
+        _check_platforms(df, source)
     if df.empty:  # most likely the wrong file: say so rather than "fetched 0 of 0"
         raise ManifestError(
             [f"{source}: no URLs; expected one http(s) URL a line, or a 'url' column with URLs"]
@@ -109,6 +140,47 @@ def read_url_list(urls: str | Path | pd.DataFrame) -> pd.DataFrame:
     declared = set(VIDEOS.column_names)
     renames = {c: f"input_{c}" for c in df.columns if c in declared and c != "platform"}
     return df.rename(columns=renames)
+
+
+def _check_platforms(df: pd.DataFrame, source: str) -> None:
+    """A platform becomes a folder under ``media/``: refuse the list if one is not a safe name.
+
+    An error rather than a silently changed name: the platform is also a column users filter
+    on, and a list with ``../`` in it is more likely hostile or broken than meant.
+    """
+    for url, value in zip(df["url"], df["platform"], strict=True):
+        if value is None or pd.isna(value) or not str(value).strip():
+            continue
+        if not is_safe_name(str(value).strip().lower()):
+            raise UnsafePathError(
+                f"{source}: platform {str(value)!r} of {stored_url(str(url))} is not a safe "
+                f"name: allowed are {SAFE_NAME_RULE}"
+            )
+
+
+def _media_intact(root: Path, row: dict[str, Any]) -> bool:
+    """The row's original is a regular file inside the root with the size fetch recorded."""
+    try:
+        media = regular_file_inside(root, str(row["media_path"]))
+    except UnsafePathError:
+        return False
+    size = row.get("bytes")
+    return size is None or media.stat().st_size == int(size)
+
+
+def _forget_done_records(root: Path, book: _ManifestBook) -> None:
+    """Completion records whose rows the manifest now holds are no longer needed."""
+    folder = inside_root(root, DONE_DIR)
+    if not folder.is_dir():
+        return
+    for record in folder.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            done = json.loads(record.read_text(encoding="utf-8"))
+            row = book.rows.get(str(done.get("url")))
+            if row is not None and row.get("sha256") == done.get("sha256"):
+                record.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when empty
 
 
 def _scheme_ok(url: str, allow_file_urls: bool) -> bool:
@@ -121,7 +193,7 @@ def _result_row(res: DownloadResult, carried: dict[str, Any]) -> dict[str, Any]:
     row.update(
         video_id=res.video_id,
         platform=res.platform,
-        source_url=res.url,
+        source_url=stored_url(res.url),
         status=res.status,
         error_kind=res.error_kind,
         error_message=res.error_message,
@@ -145,12 +217,15 @@ class _ManifestBook:
         self.params = params
         self.rows: dict[str, dict[str, Any]] = {}
         self.url_of_id: dict[str, str] = {}
+        self.dirty = False
         if path.exists():
             df = read_manifest(path, "videos").df
             for rec in df.astype(object).where(df.notna(), None).to_dict("records"):
-                self.rows[str(rec["source_url"])] = rec
-                self.url_of_id[str(rec["video_id"])] = str(rec["source_url"])
-        self.dirty = False
+                url = stored_url(str(rec["source_url"]))
+                if url != rec["source_url"]:  # written before credentials were stripped
+                    rec["source_url"], self.dirty = url, True
+                self.rows[url] = rec
+                self.url_of_id[str(rec["video_id"])] = url
         self.last_flush = time.monotonic()
         self.write_s = 0.0  # how long the last write took
 
@@ -199,7 +274,12 @@ def fetch(
     executor: str = "local",
     ray_address: str | None = None,
 ) -> FetchSummary:
-    """Download every URL of ``urls`` into ``root`` and write ``root/videos.parquet``."""
+    """Download every URL of ``urls`` into ``root`` and write ``root/videos.parquet``.
+
+    Holds the root's write lock (``RootLockedError`` if another run holds it); raises
+    ``EnvironmentFault`` when the machine fails (no space, I/O error, a killed worker): what
+    finished is saved and the next run retries the rest.
+    """
     started = time.monotonic()
     check_executor(executor)
     if workers < 1:
@@ -214,20 +294,41 @@ def fetch(
         "allow_file_urls": allow_file_urls,
         "profile": str(profile) if isinstance(profile, str | Path) else None,
     }
-    book = _ManifestBook(root / MANIFEST_NAME, params)
+    with root_lock(root):
+        book = _ManifestBook(root / MANIFEST_NAME, params)
+        summary = _fetch_locked(
+            inputs, root, book, prof, workers, retry_failed, allow_file_urls, progress,
+            executor, ray_address,
+        )  # fmt: skip
+    summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+def _fetch_locked(
+    inputs: pd.DataFrame,
+    root: Path,
+    book: _ManifestBook,
+    prof: FetchProfile,
+    workers: int,
+    retry_failed: bool,
+    allow_file_urls: bool,
+    progress: bool,
+    executor: str,
+    ray_address: str | None,
+) -> FetchSummary:
     tasks: list[DownloadTask] = []
     carried: dict[str, dict[str, Any]] = {}
     platform_of: dict[str, str | None] = {}
-    skipped = 0
+    skipped = adopted = 0
     for rec in inputs.astype(object).where(inputs.notna(), None).to_dict("records"):
         url = str(rec.pop("url"))
         hint = rec.get("platform")
         hint = str(hint).strip().lower() if hint else None
         extras = {k: v for k, v in rec.items() if k != "platform"}
         carried[url] = extras
-        old = book.rows.get(url)
+        old = book.rows.get(stored_url(url))
         if old is not None:
-            media_ok = old.get("media_path") and (root / str(old["media_path"])).is_file()
+            media_ok = bool(old.get("media_path")) and _media_intact(root, old)
             if (old["status"] != "failed" and media_ok) or (
                 old["status"] == "failed" and not retry_failed
             ):
@@ -241,7 +342,7 @@ def fetch(
                     DownloadResult(
                         url=url,
                         status="failed",
-                        video_id=url_video_id(url),
+                        video_id=url_video_id(stored_url(url)),
                         platform=hint or "unknown",
                         error_kind=kind,
                         error_message=msg,
@@ -249,6 +350,11 @@ def fetch(
                     extras,
                 )
             )
+            continue
+        finished = adopt_finished(root, url)  # downloaded by a run killed before its manifest
+        if finished is not None:
+            book.add(_result_row(finished, extras))
+            adopted += 1
             continue
         platform = hint
         if platform is None and prof.platforms:
@@ -266,19 +372,24 @@ def fetch(
             )
         )
     downloaded = failed = 0
+    fault: DownloadResult | None = None
     caps = prof.concurrency_caps()
     pool_size = min(workers, prof.default.concurrency or workers, max(1, len(tasks)))
     bar = _progress_bar(len(tasks), progress)
+    results = run_tasks(
+        download_one,
+        tasks,
+        workers=pool_size,
+        executor=executor,
+        ray_address=ray_address,
+        group_of=lambda t: platform_of.get(t.url),
+        group_caps=caps,
+    )
     try:
-        for res in run_tasks(
-            download_one,
-            tasks,
-            workers=pool_size,
-            executor=executor,
-            ray_address=ray_address,
-            group_of=lambda t: platform_of.get(t.url),
-            group_caps=caps,
-        ):
+        for res in results:
+            if res.fault is not None:  # the machine failed, not the video: stop, record nothing
+                fault = res
+                break
             downloaded += res.status == "ok"
             failed += res.status != "ok"
             book.add(_result_row(res, carried.get(res.url, {})))
@@ -286,14 +397,23 @@ def fetch(
             bar.set_postfix(failed=failed, refresh=False)
             bar.update(1)
     finally:
+        results.close()  # cancels what has not started; running downloads finish first
         bar.close()
         book.flush(force=True)
         with contextlib.suppress(OSError):
             (root / ".staging").rmdir()  # only when empty: nothing is in flight any more
+    _forget_done_records(root, book)
+    if fault is not None:
+        left = sum(1 for u in inputs["url"] if stored_url(str(u)) not in book.rows)
+        raise EnvironmentFault(
+            f"fetch stopped: {fault.fault} (while fetching {stored_url(fault.url)}); "
+            f"no video was marked failed for it: fix that and run fetch again "
+            f"({left} URL(s) left)"
+        )
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     for url in inputs["url"]:
-        row = book.rows.get(str(url))
+        row = book.rows.get(stored_url(str(url)))
         if row is None:
             continue
         statuses[str(row["status"])] += 1
@@ -303,10 +423,10 @@ def fetch(
         total=len(inputs),
         downloaded=downloaded,
         skipped=skipped,
+        adopted=adopted,
         by_status=dict(sorted(statuses.items())),
         by_error=dict(sorted(errors.items())),
         manifest=str(book.path),
-        elapsed_s=time.monotonic() - started,
     )
 
 

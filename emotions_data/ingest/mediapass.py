@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from emotions_data.ingest.faults import is_environment_message
 from emotions_data.ingest.probe import MediaError, ProbeResult, ffmpeg_binary
 
 HASH_SIDE = 32
@@ -142,10 +143,10 @@ def run_pass(
     ]
     proc = subprocess.run(args, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        reason = (lines[-1] if lines else f"exit code {proc.returncode}").replace(
-            str(source), "<file>"
-        )
+        lines = [ln.replace(str(source), "<file>") for ln in proc.stderr.splitlines() if ln.strip()]
+        # a line naming a full disk or an I/O error wins: the caller must not blame the video
+        faults = [ln for ln in lines if is_environment_message(ln)]
+        reason = (faults or lines or [f"exit code {proc.returncode}"])[-1]
         raise MediaError(f"ffmpeg could not decode the file: {reason}")
     frames = np.fromfile(frames_raw, dtype=np.uint8)
     hashes = np.fromfile(hash_raw, dtype=np.uint8)

@@ -13,9 +13,15 @@ the longest, then the earliest uploaded, then the smallest ``video_id``; the oth
 never decoded; they share the kept copy's bytes.
 
 Resumable and idempotent: every output is written under a temporary name and renamed, the
-manifest is rewritten atomically every few seconds, and an item whose outputs exist (for the
-same output settings) is not decoded again: a second run only re-applies the filters and the
-duplicate rule from the manifest columns.
+manifest is rewritten atomically every few seconds, and an item whose outputs are verified
+against their completion record (``ingest.outputs``: size and sha256 of each, same output
+settings) is not decoded again: a second run only re-applies the filters and the duplicate
+rule from the manifest columns. An output that no longer matches is redone.
+
+Safety (README "Trust boundary and faults"): the run holds the root's write lock; every path
+is built with ``schema.safety.inside_root`` from the manifest's (validated) ids; a fault of
+the machine (no space, I/O error, a vanished temporary file, a killed worker) never marks a
+video failed: the run saves what is done and stops with an ``EnvironmentFault``.
 """
 
 from __future__ import annotations
@@ -35,14 +41,22 @@ import numpy as np
 import pandas as pd
 
 from emotions_data.ingest.executors import check_executor, run_tasks
+from emotions_data.ingest.faults import is_environment_message
 from emotions_data.ingest.features import audio_features, read_wav_mono, silent_features
 from emotions_data.ingest.mediapass import PassSettings, run_pass, tsn_indices
+from emotions_data.ingest.outputs import verified_record, write_record
 from emotions_data.ingest.phash import connected_groups, near_duplicate_pairs, video_phash
 from emotions_data.ingest.probe import PROBE_COLUMNS, MediaError, ProbeResult, probe
 from emotions_data.schema.atomic import atomic_path, sha256_file
-from emotions_data.schema.cache import CacheMeta, read_cache_meta, write_cache
-from emotions_data.schema.errors import ConfigError, ManifestError
+from emotions_data.schema.cache import CacheMeta, write_cache
+from emotions_data.schema.errors import (
+    ConfigError,
+    EnvironmentFault,
+    ManifestError,
+    describe_os_error,
+)
 from emotions_data.schema.io import read_manifest, write_manifest
+from emotions_data.schema.safety import inside_root, root_lock
 from emotions_data.schema.yamlfile import read_yaml
 
 MANIFEST_NAME = "videos.parquet"
@@ -51,6 +65,8 @@ _FLUSH_EVERY_S = 5.0
 #: ...but sooner when a write is cheap: writing may take at most this share of the run.
 _FLUSH_SHARE = 0.05
 _SCRATCH = ".prepare-tmp"
+#: The manifest columns a completion record restores (``ingest.outputs``).
+OUTPUT_COLUMNS = ("phash", "normalized_path", "audio_path", "cache_path")
 
 
 @dataclass(frozen=True)
@@ -262,12 +278,16 @@ def _scratch(parent: Path, name: str) -> Any:
 
 
 def _remove_leftovers(root: Path) -> None:
-    """Temporary files of a killed run (never under a final name, but they take space)."""
-    shutil.rmtree(root / _SCRATCH, ignore_errors=True)
+    """Temporary files of a killed run (never under a final name, but they take space).
+
+    Each folder is checked to lie inside the root first: a ``normalized`` that is a link out of
+    the root stops the run rather than have its files deleted.
+    """
+    shutil.rmtree(inside_root(root, _SCRATCH), ignore_errors=True)
     for folder in ("normalized", "audio"):
-        for tmp in (root / folder).glob(".*.tmp*"):
+        for tmp in inside_root(root, folder).glob(".*.tmp*"):
             tmp.unlink(missing_ok=True)
-    for staging in (root / "cache").glob(".*.partial"):
+    for staging in inside_root(root, "cache").glob(".*.partial"):
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -278,6 +298,7 @@ class PrepareTask:
     media_path: str
     config: PrepareConfig
     info: ProbeResult | None = None
+    outputs_key: str = ""
 
 
 @dataclass
@@ -292,6 +313,8 @@ class PrepareResult:
     audio_path: str | None = None
     cache_path: str | None = None
     seconds: float = 0.0
+    #: A fault of the environment (no space, I/O error): not the video's failure, never stored.
+    fault: str | None = None
 
 
 def prepare_one(task: PrepareTask) -> PrepareResult:
@@ -300,26 +323,31 @@ def prepare_one(task: PrepareTask) -> PrepareResult:
     root = Path(task.root)
     conf = task.config
     result = PrepareResult(video_id=task.video_id, status="ok", info=task.info)
+    # every path from the manifest's (validated) id, checked to stay inside the root; an escape
+    # (a folder linked out of the root) raises and stops the run: it is not this video's fault
+    vid = task.video_id
+    rel_norm, rel_wav, rel_cache = f"normalized/{vid}.mp4", f"audio/{vid}.wav", f"cache/{vid}"
+    media = inside_root(root, task.media_path, what="media_path")
+    norm_path, wav_path = inside_root(root, rel_norm), inside_root(root, rel_wav)
+    cache_dir, scratch = inside_root(root, rel_cache), inside_root(root, _SCRATCH)
     try:
-        info = task.info or probe(root / task.media_path)
+        info = task.info or probe(media)
         result.info = info
         reason = filter_reason(info, conf)
         if reason is not None:
             result.status, result.error_kind, result.error_message = "filtered", "filtered", reason
             return result
-        vid = task.video_id
-        rel_norm, rel_wav, rel_cache = f"normalized/{vid}.mp4", f"audio/{vid}.wav", f"cache/{vid}"
         with contextlib.ExitStack() as stack:
-            work = stack.enter_context(_scratch(root / _SCRATCH, vid))
-            tmp_norm = stack.enter_context(atomic_path(root / rel_norm, suffix=".mp4"))
+            work = stack.enter_context(_scratch(scratch, vid))
+            tmp_norm = stack.enter_context(atomic_path(norm_path, suffix=".mp4"))
             # no audio stream, no WAV
             tmp_wav = (
-                stack.enter_context(atomic_path(root / rel_wav, suffix=".wav"))
+                stack.enter_context(atomic_path(wav_path, suffix=".wav"))
                 if info.has_audio
                 else None
             )
             out = run_pass(
-                root / task.media_path,
+                media,
                 info,
                 conf.pass_settings(),
                 work,
@@ -330,16 +358,26 @@ def prepare_one(task: PrepareTask) -> PrepareResult:
                 out.frames, tmp_wav, info, vid, out.fps, conf
             )
             result.phash = video_phash(out.hash_frames, conf.phash_frames)
-        # the cache goes last: a folder with meta.json means the item is complete
-        write_cache(root / rel_cache, meta, frames, logmel, mfcc)
+        write_cache(cache_dir, meta, frames, logmel, mfcc, root=root)
         result.normalized_path = rel_norm
         result.audio_path = rel_wav if info.has_audio else None
         result.cache_path = rel_cache
+        # the record goes last: it, verified, is what makes the item done (ingest.outputs)
+        write_record(
+            root,
+            outputs_key=task.outputs_key or conf.outputs_key(),
+            phash=result.phash,
+            normalized_path=rel_norm,
+            audio_path=result.audio_path,
+            cache_path=rel_cache,
+        )
     except MediaError as exc:
-        result.status, result.error_kind, result.error_message = "failed", "bad_media", str(exc)
-    except OSError as exc:
-        result.status, result.error_kind = "failed", "other"
-        result.error_message = f"{type(exc).__name__}: {exc.strerror or exc}"
+        if is_environment_message(str(exc)):  # ffmpeg hit a full disk, not a bad file
+            result.fault = str(exc)
+        else:
+            result.status, result.error_kind, result.error_message = "failed", "bad_media", str(exc)
+    except OSError as exc:  # writing our own outputs failed: the machine, never the video
+        result.fault = describe_os_error(exc)
     result.seconds = time.monotonic() - started
     return result
 
@@ -381,21 +419,18 @@ def _probe_of(row: dict[str, Any]) -> ProbeResult | None:
     )
 
 
-def _is_done(row: dict[str, Any], root: Path) -> bool:
-    """All outputs of this row exist (the cache last, so its meta.json means complete)."""
-    if not (row.get("phash") and row.get("normalized_path") and row.get("cache_path")):
-        return False
-    if not (root / str(row["normalized_path"])).is_file():
-        return False
-    if row.get("has_audio") and not (
-        row.get("audio_path") and (root / str(row["audio_path"])).is_file()
-    ):
-        return False
-    try:
-        read_cache_meta(root / str(row["cache_path"]))
-    except Exception:
-        return False
-    return True
+def _verified_records(
+    video_ids: list[str], root: Path, outputs_key: str, workers: int
+) -> dict[str, dict[str, Any]]:
+    """Completion records of the videos whose outputs all still match them (``ingest.outputs``).
+
+    Hashing the outputs is I/O and hashlib releases the GIL, so it runs on ``workers`` threads.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        found = pool.map(lambda v: verified_record(root, v, outputs_key), video_ids)
+        return {v: r for v, r in zip(video_ids, found, strict=True) if r is not None}
 
 
 def _keep_order(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -454,8 +489,11 @@ def prepare(
     executor: str = "local",
     ray_address: str | None = None,
 ) -> PrepareSummary:
-    """Probe, filter, deduplicate, normalise and cache the videos of ``root/videos.parquet``."""
-    started = time.monotonic()
+    """Probe, filter, deduplicate, normalise and cache the videos of ``root/videos.parquet``.
+
+    Holds the root's write lock (``RootLockedError`` if another run holds it); raises
+    ``EnvironmentFault`` when the machine fails (what is done is saved, nothing is failed).
+    """
     check_executor(executor)
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
@@ -464,6 +502,15 @@ def prepare(
     path = root / MANIFEST_NAME
     if not path.exists():
         raise ManifestError([f"{path}: no videos manifest here; run `emotions-data fetch` first"])
+    with root_lock(root):
+        return _prepare_locked(root, conf, workers, progress, executor)
+
+
+def _prepare_locked(
+    root: Path, conf: PrepareConfig, workers: int, progress: bool, executor: str
+) -> PrepareSummary:
+    started = time.monotonic()
+    path = root / MANIFEST_NAME
     manifest = read_manifest(path, "videos")
     key = conf.outputs_key()
     same_outputs = manifest.meta.params.get("outputs_key") == key
@@ -473,11 +520,17 @@ def prepare(
 
     # candidates: every fetched file not already failed; their derived status is recomputed
     # ...and, when the output settings changed, also the files an earlier run failed on: a
-    # bad setting (an encoder ffmpeg lacks) must not mark good videos failed for good
+    # bad setting (an encoder ffmpeg lacks) must not mark good videos failed for good; and
+    # the failures an older version recorded for a full disk or an I/O error
     cand = [
         r
         for r in book.rows
-        if r.get("media_path") and (r["status"] != "failed" or not same_outputs)
+        if r.get("media_path")
+        and (
+            r["status"] != "failed"
+            or not same_outputs
+            or is_environment_message(r.get("error_message"))
+        )
     ]
     for row in cand:
         row.update(status="ok", error_kind=None, error_message=None, dup_of=None)
@@ -499,8 +552,7 @@ def prepare(
             msg = f"exact duplicate (same sha256) of {group[0]['video_id']}"
             row.update(status="duplicate", dup_of=group[0]["video_id"], error_message=msg)
 
-    tasks: list[PrepareTask] = []
-    skipped = 0
+    todo: list[tuple[dict[str, Any], ProbeResult | None]] = []
     for row in cand:
         if row["status"] == "duplicate":
             continue
@@ -510,9 +562,20 @@ def prepare(
             if reason is not None:
                 row.update(status="filtered", error_kind="filtered", error_message=reason)
                 continue
-            if _is_done(row, root):
-                skipped += 1
-                continue
+        todo.append((row, info))
+    # done means verified: every output matches its completion record (else it is redone);
+    # a record also brings back the outputs of a run killed before its manifest write
+    records = _verified_records(
+        [str(r["video_id"]) for r, info in todo if info is not None], root, key, workers
+    )
+    tasks: list[PrepareTask] = []
+    skipped = 0
+    for row, info in todo:
+        record = records.get(str(row["video_id"]))
+        if record is not None:
+            row.update({c: record[c] for c in OUTPUT_COLUMNS})
+            skipped += 1
+            continue
         tasks.append(
             PrepareTask(
                 video_id=str(row["video_id"]),
@@ -520,16 +583,22 @@ def prepare(
                 media_path=str(row["media_path"]),
                 config=conf,
                 info=info,
+                outputs_key=key,
             )
         )
 
     by_id = {str(r["video_id"]): r for r in book.rows}
     bar = _progress_bar(len(tasks), progress)
     failed = 0
+    fault: PrepareResult | None = None
+    results = run_tasks(
+        prepare_one, tasks, workers=min(workers, max(1, len(tasks))), executor=executor
+    )
     try:
-        for res in run_tasks(
-            prepare_one, tasks, workers=min(workers, max(1, len(tasks))), executor=executor
-        ):
+        for res in results:
+            if res.fault is not None:  # the machine failed, not the video: stop, record nothing
+                fault = res
+                break
             row = by_id[res.video_id]
             values: dict[str, Any] = {
                 "status": res.status,
@@ -551,10 +620,19 @@ def prepare(
             bar.set_postfix(failed=failed, refresh=False)
             bar.update(1)
     except BaseException:
+        results.close()
         book.flush(force=True)  # keep what is done (Ctrl-C, a broken pool)
         raise
     finally:
         bar.close()
+    if fault is not None:
+        results.close()  # cancels what has not started; running items finish first
+        book.flush(force=True)
+        left = len(tasks) - bar.n
+        raise EnvironmentFault(
+            f"prepare stopped: {fault.fault} (while preparing {fault.video_id}); no video was "
+            f"marked failed for it: fix that and run prepare again ({left} video(s) left)"
+        )
 
     # exact duplicates share the kept copy's bytes, hence its probe
     for group in by_sha.values():

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emotions_data.schema.errors import EmotionsDataError
+from emotions_data.schema.safety import check_inside_root
 
 CACHE_VERSION = 1
 FRAMES_FILE, LOGMEL_FILE, MFCC_FILE, META_FILE = "frames.npy", "logmel.npy", "mfcc.npy", "meta.json"
@@ -65,8 +66,14 @@ def write_cache(
     frames: npt.NDArray[np.uint8],
     logmel: npt.NDArray[np.float32],
     mfcc: npt.NDArray[np.float32],
+    *,
+    root: str | Path | None = None,
 ) -> Path:
-    """Write one video's cache atomically (staging folder + rename)."""
+    """Write one video's cache atomically (staging folder + rename).
+
+    With ``root`` (a dataset root), the folder and its staging twin must lie inside it, links
+    resolved, before anything is deleted or renamed (``schema.safety``).
+    """
     folder = Path(folder)
     expected = (meta.n_segments, meta.frames_per_segment, meta.height, meta.width, 3)
     if frames.shape != expected or frames.dtype != np.uint8:
@@ -76,6 +83,9 @@ def write_cache(
     if logmel.shape[0] != meta.n_mels or mfcc.shape[0] != meta.n_mfcc:
         raise CacheError(f"{folder}: audio features do not match n_mels/n_mfcc of the meta")
     staging = folder.with_name(f".{folder.name}.partial")
+    if root is not None:
+        check_inside_root(root, folder, what="cache folder")
+        check_inside_root(root, staging, what="cache folder")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)

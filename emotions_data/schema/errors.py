@@ -39,3 +39,21 @@ class QualityGateError(EmotionsDataError):
     """A quality gate failed (e.g. ``agreement --min-alpha``); the CLI exits with code 3."""
 
     exit_code = 3
+
+
+class EnvironmentFault(EmotionsDataError):
+    """The machine failed, not the item: no space, an I/O error, a vanished temporary file, a
+    killed worker. Never recorded as an item's failure; the run stops and a re-run retries."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: what failed, its errno name and the file, e.g.
+    ``No space left on device (ENOSPC): data/.videos.parquet.x.tmp``."""
+    import errno
+
+    what = " ".join(str(exc.strerror or exc or type(exc).__name__).split())
+    code = errno.errorcode.get(exc.errno or 0)
+    text = f"{what} ({code})" if code else what
+    if exc.filename:
+        text += f": {exc.filename}"
+    return text

@@ -347,7 +347,8 @@ def write_manifest(
     )
     table = table.replace_schema_metadata(meta.to_arrow())
     with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp)
+        # page CRCs: a flipped byte on disk is an error on read, not a garbled id
+        pq.write_table(table, tmp, write_page_checksum=True)
     return path
 
 
@@ -368,14 +369,14 @@ def read_manifest(
     path = Path(path)
     source = str(path)
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
         file_columns = pf.schema_arrow.names
         raw_meta = pf.schema_arrow.metadata
     except FileNotFoundError:
         raise ManifestError([f"{source}: no such file"]) from None
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:  # truncated, a failed page checksum, ...
         raise ManifestError(
-            [f"{source}: not a Parquet file ({str(exc).splitlines()[0]})"]
+            [f"{source}: not a Parquet file, or a damaged one ({_first_line(exc)})"]
         ) from None
     meta = ManifestMeta.from_arrow(raw_meta)
     if meta is None:
@@ -404,9 +405,9 @@ def read_manifest(
     checked = mkind if columns is None else _column_subset(mkind, columns, file_columns, source)
     try:
         table = pf.read(columns=None if columns is None else checked.column_names)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:  # a failed page checksum, a damaged page
         raise ManifestError(
-            [f"{source}: not a Parquet file ({str(exc).splitlines()[0]})"]
+            [f"{source}: not a Parquet file, or a damaged one ({_first_line(exc)})"]
         ) from None
     _, df = validate_table(table, checked, tax, source=source)
     return Manifest(path=path, kind=mkind, df=df, meta=meta)
@@ -444,9 +445,12 @@ def read_table_file(path: str | Path) -> pd.DataFrame:
         raise ManifestError([f"{path}: no such file"])
     try:
         if path.suffix.lower() == ".parquet":
-            return pq.read_table(path).to_pandas()
+            return pq.read_table(path, page_checksum_verification=True).to_pandas()
         return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pa.ArrowInvalid, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise ManifestError(
-            [f"{path}: cannot read as a table ({str(exc).splitlines()[0]})"]
-        ) from None
+    except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise ManifestError([f"{path}: cannot read as a table ({_first_line(exc)})"]) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
