@@ -9,6 +9,10 @@ error kinds) into ``ROOT``; each download is checked against the release's sha25
   accepts again (``--retry-failed``);
 - ``ROOT/variants/<name>.parquet``: each variant restricted to the available videos, keyed by
   the fetched ``video_id`` (so ``prepare`` and the baseline use it directly).
+
+A release is untrusted (README "Trust boundary and faults"): a damaged or column-less data
+file, a variant or platform that is not a safe name is a one-line error before any download;
+every path written is checked with ``schema.safety.inside_root``; the run holds ROOT's lock.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from emotions_data.release.publish import read_release, release_taxonomy
 from emotions_data.schema.atomic import atomic_path, atomic_write_text
 from emotions_data.schema.io import read_manifest, write_manifest
 from emotions_data.schema.manifests import SPLITS
+from emotions_data.schema.safety import inside_root, root_lock
 
 AVAILABLE, DEAD, CHANGED = "available", "dead", "changed"
 
@@ -126,10 +131,11 @@ def hydrate(
     progress: bool = True,
 ) -> HydrateResult:
     """Fetch every URL of ``release`` into ``root`` and write the availability report."""
-    from emotions_data.ingest.fetch import fetch
+    from emotions_data.ingest.fetch import read_url_list
 
     release = Path(release)
     root = Path(root)
+    # an unreadable release, or a platform that is not a safe name, fails before any write
     rows = read_release(release)
     urls = (
         pd.concat(list(rows.values()), ignore_index=True)
@@ -137,6 +143,26 @@ def hydrate(
         .sort_values("video_id")[["source_url", "platform", "video_id"]]
         .rename(columns={"source_url": "url", "video_id": "release_video_id"})
     )
+    read_url_list(urls)
+    with root_lock(root):
+        return _hydrate_locked(
+            release, root, rows, urls, workers, profile, retry_failed, allow_file_urls, progress
+        )
+
+
+def _hydrate_locked(
+    release: Path,
+    root: Path,
+    rows: dict[str, pd.DataFrame],
+    urls: pd.DataFrame,
+    workers: int,
+    profile: str | Path | None,
+    retry_failed: bool,
+    allow_file_urls: bool,
+    progress: bool,
+) -> HydrateResult:
+    from emotions_data.ingest.fetch import fetch
+
     summary = fetch(
         urls,
         root,
@@ -164,7 +190,7 @@ def hydrate(
         ).sort_values("video_id")
         write_manifest(
             split,
-            root / "variants" / f"{variant}.parquet",
+            inside_root(root, "variants", f"{variant}.parquet"),
             "split",
             params={"release": str(release)},
             parents=[videos_path],
@@ -189,8 +215,8 @@ def hydrate(
         .reset_index()
         .rename(columns={"source_url": "url"})
     )
-    with atomic_path(root / "missing.csv", suffix=".csv") as tmp:
+    with atomic_path(inside_root(root, "missing.csv"), suffix=".csv") as tmp:
         missing.to_csv(tmp, index=False)
-    atomic_write_text(root / "availability.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(root / "availability.md", _markdown(report))
+    atomic_write_text(inside_root(root, "availability.json"), json.dumps(report, indent=2) + "\n")
+    atomic_write_text(inside_root(root, "availability.md"), _markdown(report))
     return HydrateResult(root=root, availability=report, missing=missing, fetch_summary=summary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 
 from emotions_data.release.facts import DatasetFacts, RootPaths, load_facts, orientation
 from emotions_data.schema.atomic import atomic_path, atomic_write_text
+from emotions_data.schema.safety import root_lock
 
 
 @dataclass
@@ -194,14 +196,19 @@ def write_stats(
     n_boot: int = 500,
     **paths: str | Path | None,
 ) -> StatsResult:
-    """Figures (PNG), ``report.md`` and ``stats.json`` for the manifests under ``root``."""
+    """Figures (PNG), ``report.md`` and ``stats.json`` for the manifests under ``root``.
+
+    Holds the root's write lock when ``out`` lies inside the root.
+    """
     facts = load_facts(RootPaths.of(root, **paths))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    agreement = facts.agreement(n_boot=n_boot, seed=seed)
-    data = stats_data(facts, agreement)
-    figures = _figures(facts, out, agreement)
-    report = out / "report.md"
-    atomic_write_text(report, _report(facts, data, figures))
-    atomic_write_text(out / "stats.json", json.dumps(data, indent=2, default=str) + "\n")
+    inside = out.resolve() == Path(root).resolve() or Path(root).resolve() in out.resolve().parents
+    with root_lock(root) if inside else contextlib.nullcontext():
+        out.mkdir(parents=True, exist_ok=True)
+        agreement = facts.agreement(n_boot=n_boot, seed=seed)
+        data = stats_data(facts, agreement)
+        figures = _figures(facts, out, agreement)
+        report = out / "report.md"
+        atomic_write_text(report, _report(facts, data, figures))
+        atomic_write_text(out / "stats.json", json.dumps(data, indent=2, default=str) + "\n")
     return StatsResult(report=report, figures=figures, data=data)

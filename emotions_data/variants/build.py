@@ -6,6 +6,8 @@ table is sorted by video_id, so the same inputs and seed give identical tables.
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pandas as pd
 from emotions_data.schema.errors import ManifestError, QualityGateError
 from emotions_data.schema.io import read_manifest, write_manifest
 from emotions_data.schema.manifests import SPLITS
+from emotions_data.schema.safety import LOCK_NAME, check_safe_name, inside_root, root_lock
 from emotions_data.schema.taxonomy import Taxonomy
 from emotions_data.variants.definitions import VariantSpec, load_variants
 from emotions_data.variants.split import (
@@ -334,42 +337,52 @@ def build_variants(
     parents = [p for p in (labels_path, videos_path, split_path) if p is not None]
     out_dir = Path(out_dir)
     short: list[str] = []
-    for spec, result in zip(specs, results, strict=True):
-        result.notes[:0] = notes
-        definition: dict[str, Any] = spec.definition()
-        shortfall = result.report.get("test_shortfall") or {}
-        if shortfall and not allow_short:
-            filled = result.report["test_filled_per_class"]
-            short.append(
-                f"variant {spec.name!r}: class(es) "
-                + ", ".join(
-                    f"{c!r} ({filled[c]}; {result.report['reliable_per_class'][c]} reliable)"
-                    for c in shortfall
+    with root_lock_of(out_dir):
+        for spec, result in zip(specs, results, strict=True):
+            result.notes[:0] = notes
+            definition: dict[str, Any] = spec.definition()
+            shortfall = result.report.get("test_shortfall") or {}
+            if shortfall and not allow_short:
+                filled = result.report["test_filled_per_class"]
+                short.append(
+                    f"variant {spec.name!r}: class(es) "
+                    + ", ".join(
+                        f"{c!r} ({filled[c]}; {result.report['reliable_per_class'][c]} reliable)"
+                        for c in shortfall
+                    )
+                    + f" cannot reach the test target of {result.report['test_target_per_class']} "
+                    "per class with whole leakage groups"
                 )
-                + f" cannot reach the test target of {result.report['test_target_per_class']} "
-                "per class with whole leakage groups"
+                continue
+            result.path = write_manifest(
+                result.frame,
+                inside_root(out_dir, f"{check_safe_name(spec.name, 'variant')}.parquet"),
+                "split",
+                params={"variant": spec.name, "seed": seed, **definition},
+                parents=parents,
+                taxonomy=labels_m.taxonomy,
+                extra_metadata={
+                    "variant": spec.name,
+                    "definition": definition,
+                    "seed": seed,
+                    **result.report,
+                },
             )
-            continue
-        result.path = write_manifest(
-            result.frame,
-            out_dir / f"{spec.name}.parquet",
-            "split",
-            params={"variant": spec.name, "seed": seed, **definition},
-            parents=parents,
-            taxonomy=labels_m.taxonomy,
-            extra_metadata={
-                "variant": spec.name,
-                "definition": definition,
-                "seed": seed,
-                **result.report,
-            },
-        )
     if short:
         raise QualityGateError(
             "; ".join(short) + " (lower min_support or test_per_class, or pass --allow-short "
             "to write it short)"
         )
     return results
+
+
+def root_lock_of(output: Path) -> AbstractContextManager[Any]:
+    """The write lock of the dataset root ``output`` goes into (``ROOT/split.parquet``,
+    ``ROOT/variants``): its folder's, when that holds a manifest or a lock file; else none."""
+    folder = output.parent
+    if any((folder / name).exists() for name in ("videos.parquet", "labels.parquet", LOCK_NAME)):
+        return root_lock(folder)
+    return contextlib.nullcontext()
 
 
 def split_dataset(
@@ -388,17 +401,18 @@ def split_dataset(
     result = make_split(labels, videos, ratios=ratios, folds=folds, seed=seed)
     result.notes = notes
     parents = [p for p in (labels_path, videos_path) if p is not None]
-    write_manifest(
-        result.frame,
-        out,
-        "split",
-        params={"ratios": list(ratios), "folds": folds, "seed": seed},
-        parents=parents,
-        taxonomy=labels_m.taxonomy,
-        extra_metadata={
-            "variant": "official",
-            "seed": seed,
-            "ratio_report": result.summary(),
-        },
-    )
+    with root_lock_of(Path(out)):
+        write_manifest(
+            result.frame,
+            out,
+            "split",
+            params={"ratios": list(ratios), "folds": folds, "seed": seed},
+            parents=parents,
+            taxonomy=labels_m.taxonomy,
+            extra_metadata={
+                "variant": "official",
+                "seed": seed,
+                "ratio_report": result.summary(),
+            },
+        )
     return result
