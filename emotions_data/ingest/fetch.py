@@ -375,6 +375,10 @@ def _fetch_locked(
     fault: DownloadResult | None = None
     caps = prof.concurrency_caps()
     pool_size = min(workers, prof.default.concurrency or workers, max(1, len(tasks)))
+    if tasks and executor == "local" and pool_size > 1:
+        # compile yt-dlp's ~1,800 extractor URL patterns once here, not once in every forked
+        # worker (about 2 s each): the workers inherit them
+        guess_ids(tasks[0].url, None)
     bar = _progress_bar(len(tasks), progress)
     results = run_tasks(
         download_one,

@@ -378,6 +378,9 @@ def prepare_one(task: PrepareTask) -> PrepareResult:
             result.status, result.error_kind, result.error_message = "failed", "bad_media", str(exc)
     except OSError as exc:  # writing our own outputs failed: the machine, never the video
         result.fault = describe_os_error(exc)
+        if exc.errno is None:  # numpy reports a full disk as a short write, without errno
+            free = shutil.disk_usage(root).free // 2**20
+            result.fault += f" (a short write: {free} MiB free on the disk)"
     result.seconds = time.monotonic() - started
     return result
 

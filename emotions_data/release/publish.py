@@ -9,9 +9,10 @@ Safety (README "Trust boundary and faults"): media are published only when they 
 files inside the root (a link ``normalized/<id>.mp4 -> /etc/passwd`` is an error, never
 followed). The release is built in a staging folder next to ``out`` (``.<name>.partial``,
 seeded with hard links of an earlier release there, so unchanged media are not copied again)
-and renamed into place at the end: ``out`` is always a complete release, old or new, and a
-failed run leaves ``out`` as it was (the next run resumes from the staging folder). When
-``out`` lies inside the root the run holds the root's write lock.
+and renamed into place at the end: ``out`` is always a complete release, old or new. A failed
+run leaves ``out`` as it was and removes its staging folder; one killed outright leaves the
+hidden staging folder, which the next run reuses. When ``out`` lies inside the root the run
+holds the root's write lock.
 """
 
 from __future__ import annotations
@@ -191,8 +192,12 @@ def build_release(
     with lock:
         facts = load_facts(RootPaths.of(root, **paths))  # bad manifests fail before any write
         staging = _staging_for(final)
-        result = _build(facts, root, staging, with_media, name, license, homepage, version,
-                        seed, n_boot)  # fmt: skip
+        try:
+            result = _build(facts, root, staging, with_media, name, license, homepage, version,
+                            seed, n_boot)  # fmt: skip
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # no half-built folder is left behind
+            raise
         _swap_in(staging, final)
     result.out = final
     return result
@@ -207,8 +212,8 @@ def _within(path: Path, folder: Path) -> bool:
 def _staging_for(out: Path) -> Path:
     """``.<name>.partial`` next to ``out``, holding hard links of what ``out`` holds now.
 
-    Kept by a failed run, so the next one resumes its media copies. Links are never followed:
-    only regular files of ``out`` are mirrored.
+    A killed run's staging folder is reused (its media copies are kept). Links are never
+    followed: only regular files of ``out`` are mirrored.
     """
     staging = out.parent / f".{out.name}.partial"
     staging.mkdir(parents=True, exist_ok=True)

@@ -50,9 +50,12 @@ def describe_os_error(exc: OSError) -> str:
     """One line for an OSError: what failed, its errno name and the file, e.g.
     ``No space left on device (ENOSPC): data/.videos.parquet.x.tmp``."""
     import errno
+    import os
 
-    what = " ".join(str(exc.strerror or exc or type(exc).__name__).split())
     code = errno.errorcode.get(exc.errno or 0)
+    # pyarrow's OSError carries the errno but a long text of its own: the system's words win
+    plain = os.strerror(exc.errno) if code and exc.errno else exc.strerror
+    what = " ".join(str(plain or exc or type(exc).__name__).split())
     text = f"{what} ({code})" if code else what
     if exc.filename:
         text += f": {exc.filename}"

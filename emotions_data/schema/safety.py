@@ -183,8 +183,11 @@ class RootLock:
                 "command": self.command or _command_line(),
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+            # the holder record is only informative: a full disk must not leave the lock taken
+            # with its descriptor lost (the command then fails later with a one-line ENOSPC)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
             _held[key] = (fd, 1)
         return self
 
