@@ -23,11 +23,18 @@ from emotions_data.cli.fetch import summary_table
     help="YAML settings (filters, normalisation, cache, near-duplicate thresholds).",
 )
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Re-hash every done output against its completion record (slow), instead of trusting "
+    "files whose size and times are unchanged.",
+)
 @executor_options
 def prepare(
     root: Path,
     config: Path | None,
     workers: int,
+    verify: bool,
     executor: str,
     ray_address: str | None,
     no_progress: bool,
@@ -52,6 +59,7 @@ def prepare(
         progress=not no_progress,
         executor=executor,
         ray_address=ray_address,
+        verify=verify,
     )
     click.echo(
         f"prepared {summary.processed}, already done {summary.skipped}, "

@@ -423,7 +423,7 @@ def _probe_of(row: dict[str, Any]) -> ProbeResult | None:
 
 
 def _verified_records(
-    video_ids: list[str], root: Path, outputs_key: str, workers: int
+    video_ids: list[str], root: Path, outputs_key: str, workers: int, verify: bool
 ) -> dict[str, dict[str, Any]]:
     """Completion records of the videos whose outputs all still match them (``ingest.outputs``).
 
@@ -432,7 +432,7 @@ def _verified_records(
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        found = pool.map(lambda v: verified_record(root, v, outputs_key), video_ids)
+        found = pool.map(lambda v: verified_record(root, v, outputs_key, verify=verify), video_ids)
         return {v: r for v, r in zip(video_ids, found, strict=True) if r is not None}
 
 
@@ -491,10 +491,12 @@ def prepare(
     progress: bool = True,
     executor: str = "local",
     ray_address: str | None = None,
+    verify: bool = False,
 ) -> PrepareSummary:
     """Probe, filter, deduplicate, normalise and cache the videos of ``root/videos.parquet``.
 
-    Holds the root's write lock (``RootLockedError`` if another run holds it); raises
+    ``verify`` re-hashes every done output instead of trusting unchanged size and times
+    (``ingest.outputs``). Holds the root's write lock (``RootLockedError`` if another run holds it); raises
     ``EnvironmentFault`` when the machine fails (what is done is saved, nothing is failed).
     """
     check_executor(executor)
@@ -506,11 +508,17 @@ def prepare(
     if not path.exists():
         raise ManifestError([f"{path}: no videos manifest here; run `emotions-data fetch` first"])
     with root_lock(root):
-        return _prepare_locked(root, conf, workers, progress, executor)
+        return _prepare_locked(root, conf, workers, progress, executor, ray_address, verify)
 
 
 def _prepare_locked(
-    root: Path, conf: PrepareConfig, workers: int, progress: bool, executor: str
+    root: Path,
+    conf: PrepareConfig,
+    workers: int,
+    progress: bool,
+    executor: str,
+    ray_address: str | None,
+    verify: bool,
 ) -> PrepareSummary:
     started = time.monotonic()
     path = root / MANIFEST_NAME
@@ -569,7 +577,7 @@ def _prepare_locked(
     # done means verified: every output matches its completion record (else it is redone);
     # a record also brings back the outputs of a run killed before its manifest write
     records = _verified_records(
-        [str(r["video_id"]) for r, info in todo if info is not None], root, key, workers
+        [str(r["video_id"]) for r, info in todo if info is not None], root, key, workers, verify
     )
     tasks: list[PrepareTask] = []
     skipped = 0
@@ -595,7 +603,11 @@ def _prepare_locked(
     failed = 0
     fault: PrepareResult | None = None
     results = run_tasks(
-        prepare_one, tasks, workers=min(workers, max(1, len(tasks))), executor=executor
+        prepare_one,
+        tasks,
+        workers=min(workers, max(1, len(tasks))),
+        executor=executor,
+        ray_address=ray_address,
     )
     try:
         for res in results:
