@@ -219,7 +219,12 @@ def evaluate(
     click.echo(
         f"{split}: n {m['n']}, accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}, "
         f"macro-F1 {m['macro_f1']:.3f}, weighted-F1 {m['weighted_f1']:.3f}; "
-        f"skipped {len(m['skipped']) + len(m['missing'])}",
+        + "".join(
+            f"{head.replace('_', '-')} accuracy {h['accuracy']:.3f}, UAR {h['uar']:.3f}; "
+            for head, h in m.get("heads", {}).items()
+            if head != "fused"
+        )
+        + f"skipped {len(m['skipped']) + len(m['missing'])}",
         err=json_out == "-",
     )
     emit_json(m, json_out)

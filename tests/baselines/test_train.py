@@ -139,6 +139,7 @@ def test_cli_train_evaluate_predict(data: tuple[Path, Path], tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("test: n 6, accuracy")
+    assert "visual-only accuracy" in result.output and "audio-only accuracy" in result.output
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 6
     assert (run / "test_confusion.png").read_bytes()[:4] == b"\x89PNG"
