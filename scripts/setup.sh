@@ -19,29 +19,17 @@ fi
 
 # 2. The project venv with the test and distributed (Ray) extras. pip (not uv) because pip takes torch from the machine's local wheel store.
 VENV="$ROOT/.venv"
-want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16)
+want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" "$ROOT/scripts/constraints.txt" | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.setup-hash" 2>/dev/null)" != "$want" ]; then
     log "installing the project venv at $VENV (a few minutes on a fresh machine)"
     [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[test,distributed]"
+    # pyproject.toml holds ranges; constraints.txt the exact versions CI tests
+    "$VENV/bin/python" -m pip install -q -c "$ROOT/scripts/constraints.txt" -e "$ROOT[test,distributed]"
     echo "$want" > "$VENV/.setup-hash"
 fi
 
-# 3. Label Studio in its own venv (it pins Django and many exact versions), plus a template
-#    data folder migrated once: starting from a copy takes seconds instead of ~70 s.
-LS_REQ="$ROOT/scripts/labelstudio-requirements.txt"
-ls_hash=$(cat "$LS_REQ" | sha256sum | cut -c1-16)
-LS_HOME="$CACHE/labelstudio/$ls_hash"
-if [ ! -f "$LS_HOME/.ready" ]; then
-    log "installing Label Studio at $LS_HOME (a few minutes on a fresh machine)"
-    rm -rf "$LS_HOME"; mkdir -p "$LS_HOME"
-    "$PY" -m venv "$LS_HOME/venv"
-    "$LS_HOME/venv/bin/python" -m pip install -q --upgrade pip
-    "$LS_HOME/venv/bin/python" -m pip install -q -r "$LS_REQ"
-    "$ROOT/.venv/bin/python" -m emotions_data.annotation.server_setup make-template \
-        --label-studio "$LS_HOME/venv/bin/label-studio" --out "$LS_HOME/template"
-    touch "$LS_HOME/.ready"
-fi
-ln -sfn "$LS_HOME" "$CACHE/labelstudio/current"
+# 3. Label Studio in its own venv plus its migrated data template, under $CACHE/labelstudio/
+#    (keyed on a hash of scripts/labelstudio-requirements.txt; seconds when unchanged).
+EMOTIONS_DATA_CACHE="$CACHE" "$VENV/bin/emotions-data" setup --python "$PY"
 log "ready: $VENV, Label Studio at $CACHE/labelstudio/current"

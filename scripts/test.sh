@@ -8,6 +8,10 @@ bash scripts/setup.sh
 export PATH="$ROOT/.venv/bin:$PATH"
 echo "== ruff"; ruff check . && ruff format --check .
 echo "== mypy"; mypy
+# the wheel installed outside the checkout (SKIP_WHEEL_CHECK=1 skips it locally, never under CI)
+if [ -n "${CI:-}" ] || [ "${SKIP_WHEEL_CHECK:-0}" != 1 ]; then
+    echo "== wheel"; bash scripts/check-wheel.sh
+fi
 echo "== pytest"
 set +e
 pytest "$@"

@@ -21,16 +21,18 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotions_data.annotation.server_setup import ADMIN_FILE, DATA_DIR, clean_env
+from emotions_data.annotation.server_setup import (
+    ADMIN_FILE,
+    CURRENT,
+    DATA_DIR,
+    cache_dir,
+    clean_env,
+)
 from emotions_data.schema.atomic import atomic_write_text
 from emotions_data.schema.errors import ServiceError
 
-#: Where scripts/setup.sh installs the Label Studio venv and template (same variable as there).
-LS_HOME = (
-    Path(os.environ.get("EMOTIONS_DATA_CACHE") or Path.home() / ".cache" / "emotions-data")
-    / "labelstudio"
-    / "current"
-)
+#: Where ``emotions-data setup`` installs the Label Studio venv and template.
+LS_HOME = cache_dir() / "labelstudio" / CURRENT
 SERVER_DIR = "labelstudio"
 TOKEN_FILE = "token"
 STATE_FILE = "server.json"
@@ -138,7 +140,7 @@ def _prepare_data(root: Path, template: Path) -> None:
         return
     if not (template / DATA_DIR / "label_studio.sqlite3").exists():
         raise ServiceError(
-            f"no Label Studio template at {template}; run scripts/setup.sh to make it"
+            f"no Label Studio template at {template}; run `emotions-data setup` to make it"
         )
     sdir.mkdir(parents=True, exist_ok=True)
     staging = sdir / (DATA_DIR + ".partial")
@@ -217,7 +219,7 @@ def start_server(
         return running
     exe = ls_home / "venv" / "bin" / "label-studio"
     if not exe.exists():
-        raise ServiceError(f"Label Studio is not installed at {exe}; run scripts/setup.sh")
+        raise ServiceError(f"Label Studio is not installed at {exe}; run `emotions-data setup`")
     if port is not None and not port_is_free(port):
         # Label Studio would silently move to port+1; say so instead.
         raise ServiceError(f"port {port} on 127.0.0.1 is taken; choose another or leave --port out")

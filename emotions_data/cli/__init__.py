@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "hydrate": "emotions_data.cli.release:hydrate",
     "demo": "emotions_data.cli.demo:demo",
     "import": "emotions_data.cli.local_import:import_command",
+    "setup": "emotions_data.cli.environment:setup",
+    "doctor": "emotions_data.cli.environment:doctor",
 }
 
 

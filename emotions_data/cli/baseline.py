@@ -33,7 +33,7 @@ def baseline() -> None:
     \b
     Example:
       emotions-data baseline train --variant data/variants/full.parquet --root data \\
-          --config baselines/configs/tiny.yaml --device cpu --out runs/tiny
+          --config tiny --device cpu --out runs/tiny
     """
 
 
@@ -54,7 +54,7 @@ def baseline() -> None:
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    help="Baseline YAML (default: the paper's setting).",
+    help="Baseline YAML, or a bundled name: tiny, avcpnet (default: the paper's setting).",
 )
 @click.option(
     "--out",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from emotions_data.schema.errors import ConfigError
+from emotions_data.schema.resources import BASELINES_DIR, bundled_or_path
 from emotions_data.schema.yamlfile import read_yaml
 
 
@@ -171,10 +172,12 @@ def _coerce(value: Any, kind: str, where: str) -> Any:
 def load_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> BaselineConfig:
-    """Load a YAML config (``None``: the paper's defaults); ``overrides`` maps 'section.key' -> value."""
+    """Load a YAML config (``None``: the paper's defaults; a bare name such as ``tiny``: the
+    bundled ``baselines/configs/tiny.yaml``); ``overrides`` maps 'section.key' -> value."""
     data: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
+        path = bundled_or_path(path, BASELINES_DIR / "configs", "baseline config")
         source = str(path)
         loaded = read_yaml(path, "baseline config")
         if loaded is not None and not isinstance(loaded, dict):
