@@ -157,8 +157,9 @@ def read_stage(
             f"stage {stage.name!r} was pushed to {state.server_url}, not {server.identity}"
         )
     client = Client(server)
-    # A lost or stale state: the stage's projects are found again on the server.
-    recover_state(state, client, server)
+    # A lost or stale state: the stage's projects are found again on the server (in memory
+    # only: ``status`` reads through here; ``pull`` saves what it found before it reads).
+    recover_state(state, client, server, save=False)
     projects = state.stage_projects(stage.name)
     if not projects:
         raise ConfigError(f"stage {stage.name!r} has no Label Studio project yet; push it first")
@@ -240,6 +241,9 @@ def pull_stage(
     stage = protocol.stage(stage_name)
     params = {"stage": stage.name, "protocol": protocol.name, "server": server.url}
     state = State.load(root)
+    if state.server_url in (None, server.identity):
+        # A lost or stale state is rebuilt from the server and kept (pull holds the root lock).
+        recover_state(state, Client(server), server)
     assignment = state.assignments.get(stage.name)
     if assignment is not None and not any(assignment.values()):
         empty = read_annotations(None).iloc[:0]
@@ -248,8 +252,6 @@ def pull_stage(
             stage=stage.name, out=out, rows=rows, written=written, report=ParseReport(), empty=True
         )
     read = read_stage(root, server, protocol, stage.name, groups=groups, strict=strict, via=via)
-    if not state.from_file:
-        state = State.load(root)  # rebuilt from the server by read_stage
     new, apart, report = read.inside, read.outside, read.report
     report.outside_group = len(apart)
     if strict and len(apart):

@@ -182,7 +182,13 @@ def ensure_project(
         description = (
             f"emotions-data protocol {protocol.name!r}, stage {stage.name!r}, group {group}; "
             f"{overlap} judgement(s) per video. Managed by `emotions-data annotate`.\n"
-            + recovery.project_marker(state.tag, stage.name, group, state.members.get(key, []))
+            + recovery.project_marker(
+                state.tag,
+                stage.name,
+                group,
+                state.members.get(key, []),
+                recovery.own_server(state, client.server),
+            )
         )
         found = client.create_project(title, label_config(protocol.taxonomy), overlap, description)
     state.projects[key] = found

@@ -44,8 +44,15 @@ def project_title(tag: str, stage: str, group: str) -> str:
     return f"[{tag}] {stage} / group {group}"
 
 
-def project_marker(tag: str, stage: str, group: str, members: list[str]) -> str:
-    record = {"root": tag, "stage": stage, "group": group, "members": sorted(members)}
+def project_marker(tag: str, stage: str, group: str, members: list[str], own: bool) -> str:
+    """``own``: pushed by the root whose embedded server this is (see :func:`_adopt_tag`)."""
+    record = {
+        "root": tag,
+        "stage": stage,
+        "group": group,
+        "members": sorted(members),
+        "own_server": own,
+    }
     return MARKER + json.dumps(record, sort_keys=True)
 
 
@@ -56,21 +63,27 @@ class ManagedProject:
     stage: str
     group: str
     members: tuple[str, ...] = ()
+    #: Pushed by the root that owns the (embedded) server, per the description's marker.
+    own: bool = False
 
 
-def _members_from(description: str) -> tuple[str, ...]:
+def _marker_from(description: str) -> tuple[tuple[str, ...], bool]:
+    """(members, own_server) from a description's marker line; untrusted text, checked."""
     for line in description.splitlines():
         if not line.startswith(MARKER):
             continue
         try:
             record = json.loads(line[len(MARKER) :])
         except ValueError:
-            return ()
-        names = record.get("members") if isinstance(record, dict) else None
-        if isinstance(names, list):
-            # Untrusted text: only names that could be annotator ids.
-            return tuple(sorted(n for n in names if is_safe_name(n)))
-    return ()
+            return (), False
+        if not isinstance(record, dict):
+            return (), False
+        names = record.get("members")
+        members = (
+            tuple(sorted(n for n in names if is_safe_name(n))) if isinstance(names, list) else ()
+        )
+        return members, record.get("own_server") is True
+    return (), False
 
 
 def managed_projects(client: Client) -> list[ManagedProject]:
@@ -82,14 +95,15 @@ def managed_projects(client: Client) -> list[ManagedProject]:
         match = _TITLE.fullmatch(str(getattr(project, "title", "") or ""))
         if match is None or getattr(project, "id", None) is None:
             continue
-        description = str(getattr(project, "description", "") or "")
+        members, own = _marker_from(str(getattr(project, "description", "") or ""))
         out.append(
             ManagedProject(
                 id=int(project.id),
                 tag=match["tag"],
                 stage=match["stage"],
                 group=match["group"],
-                members=_members_from(description),
+                members=members,
+                own=own,
             )
         )
     return sorted(out, key=lambda p: p.id)
@@ -120,7 +134,8 @@ def update_members(client: Client, state: State, stage: str, group: str, project
             for line in str(getattr(project, "description", "") or "").splitlines()
             if not line.startswith(MARKER)
         ]
-        lines.append(project_marker(state.tag, stage, group, members))
+        own = own_server(state, client.server)
+        lines.append(project_marker(state.tag, stage, group, members, own))
         client.ls.projects.update(project_id, description="\n".join(lines))
 
 
@@ -133,7 +148,7 @@ class Recovery:
     users: int = 0
 
 
-def _own_server(state: State, server: Server) -> bool:
+def own_server(state: State, server: Server) -> bool:
     """The server is the root's embedded one (its data under ROOT/labelstudio), not shared."""
     root = state.path.parent.parent
     return server.data_dir is not None and (
@@ -142,9 +157,10 @@ def _own_server(state: State, server: Server) -> bool:
 
 
 def _adopt_tag(state: State, managed: list[ManagedProject], server: Server) -> None:
-    if state.tag_known or not _own_server(state, server):
+    if state.tag_known or not own_server(state, server):
         return
-    tags = sorted({p.tag for p in managed})
+    # Only projects this root pushed to its own server: other roots may use it too (--ls-url).
+    tags = sorted({p.tag for p in managed if p.own})
     if len(tags) > 1:
         raise ConfigError(
             f"the state of this root is lost and its Label Studio holds projects of {len(tags)} "
@@ -155,14 +171,15 @@ def _adopt_tag(state: State, managed: list[ManagedProject], server: Server) -> N
     state.tag_known = True
 
 
-def recover_state(state: State, client: Client, server: Server) -> Recovery:
-    """Fill in from the server what ``state`` lacks; saves the state when anything was found.
+def recover_state(state: State, client: Client, server: Server, *, save: bool = True) -> Recovery:
+    """Fill in from the server what ``state`` lacks; saves the state when anything was found
+    (unless ``save`` is false: a reader such as ``status`` writes nothing into the root).
 
     The caller has bound ``state`` to ``server`` (``bind_server``) or checked they match.
 
     Projects of the root's tag whose (stage, group) the state does not know are adopted with
-    their tasks and members; a stage without an assignment gets the one its projects hold; users
-    made for annotators are found by e-mail. Known entries are never changed.
+    their tasks and members; a stage without an assignment gets the one its projects hold; the
+    members' accounts are found by e-mail. Known entries are never changed.
     """
     found = Recovery()
     managed = managed_projects(client)
@@ -190,12 +207,14 @@ def recover_state(state: State, client: Client, server: Server) -> Recovery:
             if key.split("/", 1)[0] == stage and key in state.projects
         }
     if found.projects:
+        # The accounts of the recovered projects' members (the server may hold other roots').
+        wanted = {name for key in found.projects for name in state.members.get(key, [])}
         for email, uid in client.users_by_email().items():
             local, _, domain = email.partition("@")
-            if domain == USER_DOMAIN and local not in state.users:
+            if domain == USER_DOMAIN and local in wanted and local not in state.users:
                 state.users[local] = uid
                 found.users += 1
-    if found.projects or found.users:
+    if save and (found.projects or found.users):
         state.server_url = state.server_url or server.identity
         state.save()
     return found

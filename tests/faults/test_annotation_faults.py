@@ -29,14 +29,13 @@ from emotions_data.annotation.recovery import managed_projects, project_title
 from emotions_data.annotation.server import ADMIN_FILE, TOKEN_FILE, Server, server_dir
 from emotions_data.annotation.server import _prepare_data as prepare_server_data
 from emotions_data.annotation.simulate import crowd_confusions, simulate_stage, simulated_roster
-from emotions_data.annotation.state import STATE_PATH, State
+from emotions_data.annotation.state import ROOT_ID_PATH, STATE_PATH, State
 from emotions_data.annotation.store import write_groups
 from emotions_data.cli import main
 from emotions_data.schema.atomic import sha256_file
 from emotions_data.schema.io import read_manifest, write_manifest
 from emotions_data.schema.safety import LOCK_NAME, UnsafePathError, lock_holder
 from emotions_data.schema.taxonomy import load_taxonomy
-from tests.annotation.conftest import ls_root, ls_server  # noqa: F401  (session fixtures)
 
 TAX = load_taxonomy()
 PROTOCOL = {
@@ -89,7 +88,7 @@ def _mine(client: Client, root: Path) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def pulled(ls_server: Server, ls_root: Path) -> dict[str, object]:  # noqa: F811
+def pulled(ls_server: Server, ls_root: Path) -> dict[str, object]:
     """A root whose primary stage was pushed, labelled by the simulated crowd and pulled."""
     root = ls_root / "faults-lost-state"
     proto = protocol_from_dict(PROTOCOL, source="faults.yaml")
@@ -106,7 +105,7 @@ def pulled(ls_server: Server, ls_root: Path) -> dict[str, object]:  # noqa: F811
 @pytest.mark.labelstudio
 def test_lost_state_is_rebuilt_from_label_studio(
     pulled: dict[str, object],
-    ls_server: Server,  # noqa: F811
+    ls_server: Server,
 ) -> None:
     root, out = Path(str(pulled["root"])), Path(str(pulled["out"]))
     proto, videos, groups = pulled["proto"], pulled["videos"], pulled["groups"]
@@ -132,7 +131,7 @@ def test_lost_state_is_rebuilt_from_label_studio(
 @pytest.mark.labelstudio
 def test_pull_that_would_shrink_a_stage_is_refused(
     pulled: dict[str, object],
-    ls_server: Server,  # noqa: F811
+    ls_server: Server,
 ) -> None:
     root, out = Path(str(pulled["root"])), Path(str(pulled["out"]))
     proto, groups = pulled["proto"], pulled["groups"]
@@ -150,6 +149,27 @@ def test_pull_that_would_shrink_a_stage_is_refused(
     assert sha256_file(out) == sha
     forced = pull_stage(root, ls_server, proto, "primary", out, groups=groups, force=True)  # type: ignore[arg-type]
     assert forced.rows == 18 and len(read_manifest(out, "annotations").df) == 18
+
+
+@pytest.mark.labelstudio
+def test_lost_state_and_root_id_on_the_roots_own_server(ls_server: Server, ls_root: Path) -> None:
+    """Without state.json and root_id the root's own embedded server lends the tag: only the
+    projects this root pushed there count (other roots' projects on it are told apart)."""
+    proto = protocol_from_dict(
+        {"name": "adopt", "groups": 2, "stages": [{"name": "adopt", "judgements": 1}]},
+        source="adopt.yaml",
+    )
+    videos, _, groups, _ = _crowd(4, "ad")
+    first = push_stage(ls_root, ls_server, proto, "adopt", videos, groups)
+    before = json.loads((ls_root / STATE_PATH).read_text())
+    (ls_root / STATE_PATH).unlink()
+    (ls_root / ROOT_ID_PATH).unlink()
+    again = push_stage(ls_root, ls_server, proto, "adopt", videos, groups)
+    assert again.projects == first.projects and sum(again.created.values()) == 0
+    after = json.loads((ls_root / STATE_PATH).read_text())
+    assert after["tag"] == before["tag"] and after["projects"] == before["projects"]
+    assert after["tasks"] == before["tasks"]
+    assert (ls_root / ROOT_ID_PATH).read_text().strip() == before["tag"]
 
 
 # A push whose imports go 3 tasks at a time; the 2nd import returns, then the process stops
@@ -189,7 +209,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout_s: float = 120) -
 @pytest.mark.labelstudio
 @pytest.mark.slow
 def test_kill_9_mid_push_a_second_writer_and_a_lost_state(
-    ls_server: Server,  # noqa: F811
+    ls_server: Server,
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "root"
