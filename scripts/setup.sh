@@ -17,6 +17,16 @@ if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; 
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 fi
 
+# Chromium and its WebDriver from Debian, for the browser test of the labelling UI
+# (tests/annotation/test_people.py, marker `browser`); selenium uses /usr/bin/chromedriver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    log "installing Debian chromium and chromium-driver (browser test)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver >/dev/null
+fi
+
 # 2. The project venv with the test and distributed (Ray) extras. pip (not uv) because pip takes torch from the machine's local wheel store.
 VENV="$ROOT/.venv"
 want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" "$ROOT/scripts/constraints.txt" | sha256sum | cut -c1-16)

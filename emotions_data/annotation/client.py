@@ -68,18 +68,29 @@ class Client:
             users = self.ls.users.list()
         return {str(u.email): int(u.id) for u in users if u.email and u.id is not None}
 
-    def ensure_users(self, annotator_ids: Sequence[str], known: dict[str, int]) -> dict[str, int]:
-        """Label Studio user ids of the annotators, creating accounts that do not exist yet."""
+    def ensure_users(
+        self,
+        annotator_ids: Sequence[str],
+        known: dict[str, int],
+        emails: dict[str, str] | None = None,
+    ) -> dict[str, int]:
+        """Label Studio user ids of the annotators, creating accounts that do not exist yet.
+
+        ``emails``: the roster's address per annotator (default: the generated one).
+        """
         out = {a: known[a] for a in annotator_ids if a in known}
         missing = [a for a in annotator_ids if a not in out]
         if not missing:
             return out
-        existing = self.users_by_email()
+        existing = {e.lower(): i for e, i in self.users_by_email().items()}
         org = self.organization()
         for annotator in missing:
-            email = user_email(annotator)
-            if email in existing:
-                out[annotator] = existing[email]
+            email = (emails or {}).get(annotator) or user_email(annotator)
+            if email.lower() in existing:
+                out[annotator] = existing[email.lower()]
+                # Made by a run that died before joining it to the organization: repair.
+                with _api(self.server, f"updating user {annotator!r}"):
+                    self.ls.users.update(out[annotator], active_organization=org)
                 continue
             with _api(self.server, f"creating user {annotator!r}"):
                 user = self.ls.users.create(username=annotator, email=email, first_name=annotator)
@@ -87,6 +98,39 @@ class Client:
                 self.ls.users.update(int(user.id), active_organization=org)
             out[annotator] = int(user.id)
         return out
+
+    def set_accounts(self, accounts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Create or update accounts with passwords and active flags in one call (embedded server).
+
+        Label Studio's REST API sets neither passwords nor ``is_active``; the hardened embedded
+        server answers ``POST /emotions-data/accounts`` for its admin token only. Passwords are
+        sent to the local server and never logged.
+        """
+        import httpx
+
+        try:
+            resp = httpx.post(
+                self.server.url.rstrip("/") + "/emotions-data/accounts",
+                json={"accounts": accounts},
+                headers={"Authorization": f"Token {self.server.token}"},
+                timeout=300.0,
+            )
+        except (httpx.TransportError, OSError) as exc:
+            raise ServiceError(
+                f"Label Studio at {self.server.url} is unreachable while setting accounts "
+                f"({type(exc).__name__})"
+            ) from None
+        if resp.status_code == 404:
+            raise ServiceError(
+                f"Label Studio at {self.server.url} cannot set passwords: accounts with passwords "
+                "need the embedded server (`emotions-data annotate server start`)"
+            )
+        if resp.status_code != 200:
+            raise ServiceError(
+                f"Label Studio at {self.server.url}: setting accounts failed (HTTP {resp.status_code})"
+            )
+        users = resp.json().get("users", {})
+        return {str(k): dict(v) for k, v in users.items()}
 
     # -- projects ----------------------------------------------------------------------------
     def find_project(self, title: str) -> int | None:

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from emotions_data.annotation import recovery
+from emotions_data.annotation.accounts import account_emails, deactivate_removed
+from emotions_data.annotation.blinding import publish_access
 from emotions_data.annotation.check import check_groups
 from emotions_data.annotation.client import Client
 from emotions_data.annotation.exports import video_id_from_data
@@ -290,6 +292,8 @@ def push_stage(
         check = check_groups(groups, protocol, stage=stage)
         result.warnings.extend(check.warnings)
         check.raise_errors()
+    # Removed annotators lose their login before a new stage opens (embedded server).
+    deactivate_removed(server, state, groups)
     for group, vids in sorted(assignment.items()):
         if not vids:
             continue
@@ -311,7 +315,7 @@ def push_stage(
                 f"{stage.judgements} judgements per video the protocol asks"
             )
         # Users first: a new group member must exist before anyone pulls this stage.
-        state.users.update(client.ensure_users(members, state.users))
+        state.users.update(client.ensure_users(members, state.users, account_emails(groups)))
         state.save()
         # Who belonged to the group when it got these tasks: a later move is not an outsider.
         before = state.members.get(key)
@@ -348,4 +352,6 @@ def push_stage(
             state.save()
         result.created[group] = len(missing)
         result.existing[group] = len(vids) - len(missing)
+    # Annotators reach only their group's projects of the newest stage (embedded server).
+    publish_access(server, state, [s.name for s in protocol.stages], groups)
     return result

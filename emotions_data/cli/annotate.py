@@ -78,20 +78,41 @@ def server() -> None:
 
 @server.command("start")
 @ROOT
-@click.option("--port", type=int, help="Port to bind on 127.0.0.1 (default: a free one).")
-def server_start(root: Path, port: int | None) -> None:
+@click.option("--port", type=int, help="Port to listen on (default: a free one).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 or a LAN address lets a lab network in (plain HTTP).",
+)
+def server_start(root: Path, port: int | None, host: str) -> None:
     """Start Label Studio for ROOT from the migrated template (a few seconds).
+
+    The first start gives ROOT its own admin password, API token and secret key. A second
+    start while it runs says where it is.
 
     \b
     Example:
       emotions-data annotate server start --root data
+      emotions-data annotate server start --root data --host 0.0.0.0 --port 8080
     """
-    from emotions_data.annotation.server import TOKEN_FILE, server_dir, start_server
+    from emotions_data.annotation.server import TOKEN_FILE, is_loopback, server_dir, start_server
 
-    srv = start_server(root, port=port)
+    srv = start_server(root, port=port, host=host)
+    where = srv.public_url or srv.url
+    if srv.already_running:
+        click.echo(f"Label Studio is already running for {root} at {where} (pid {srv.pid})")
+        return
     click.echo(
-        f"Label Studio running at {srv.url} (pid {srv.pid}); token in {server_dir(root) / TOKEN_FILE}"
+        f"Label Studio running at {where} (pid {srv.pid}); token in {server_dir(root) / TOKEN_FILE}"
     )
+    if not is_loopback(host):
+        click.echo(
+            f"Warning: listening on {host} over plain HTTP: passwords and judgements cross the "
+            "network unencrypted; put a TLS reverse proxy in front (README: 'Running a round "
+            "with people')",
+            err=True,
+        )
 
 
 @server.command("stop")
@@ -124,6 +145,50 @@ def server_status_cmd(root: Path) -> None:
         click.echo("not running")
         raise SystemExit(1)
     click.echo(f"running at {srv.url} (pid {srv.pid})")
+
+
+@annotate.command()
+@click.option("--groups", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credentials CSV (mode 0600) [default: ROOT/labelstudio/credentials.csv].",
+)
+@click.option("--reset", is_flag=True, help="Give every annotator a new password.")
+@PROTOCOL
+@ROOT
+@JSON
+def users(
+    groups: Path, out: Path | None, reset: bool, protocol: str, root: Path, json_out: str | None
+) -> None:
+    """One Label Studio account per roster member, with a random password (embedded server).
+
+    Writes annotator_id,email,password,login_url to a 0600 CSV for the lab manager; passwords are
+    never printed. Re-runs keep passwords (--reset rotates them); annotators removed by an
+    evaluation are deactivated and cannot log in.
+
+    \b
+    Example:
+      emotions-data annotate users --root data --groups data/groups.parquet
+    """
+    from emotions_data.annotation.accounts import sync_accounts
+    from emotions_data.annotation.protocol import load_protocol
+
+    proto = load_protocol(protocol)
+    result = sync_accounts(
+        root,
+        _server(root, None),
+        _groups(groups),
+        out=out,
+        reset=reset,
+        stage_order=[s.name for s in proto.stages],
+    )
+    click.echo(
+        f"{result.credentials}: {len(result.created)} account(s) created, "
+        f"{len(result.passwords_set)} password(s) set, {len(result.unchanged)} unchanged, "
+        f"{len(result.deactivated)} deactivated; people log in at {result.login_url}"
+    )
+    emit_json(result.to_dict(), json_out)
 
 
 @annotate.command()
