@@ -157,9 +157,16 @@ def server_status_cmd(root: Path) -> None:
 @click.option("--reset", is_flag=True, help="Give every annotator a new password.")
 @PROTOCOL
 @ROOT
+@LS_URL
 @JSON
 def users(
-    groups: Path, out: Path | None, reset: bool, protocol: str, root: Path, json_out: str | None
+    groups: Path,
+    out: Path | None,
+    reset: bool,
+    protocol: str,
+    root: Path,
+    ls_url: str | None,
+    json_out: str | None,
 ) -> None:
     """One Label Studio account per roster member, with a random password (embedded server).
 
@@ -177,7 +184,7 @@ def users(
     proto = load_protocol(protocol)
     result = sync_accounts(
         root,
-        _server(root, None),
+        _server(root, ls_url),
         _groups(groups),
         out=out,
         reset=reset,

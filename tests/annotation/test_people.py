@@ -414,3 +414,26 @@ def test_an_annotator_labels_in_a_real_browser_and_pull_finds_it(
     rows = read_manifest(out, "annotations").df
     mine = rows[(rows["annotator_id"] == "a1") & (rows["video_id"] == video_id)]
     assert mine["label"].tolist() == [chosen]
+
+
+def test_users_on_an_external_server_is_refused(
+    people: PeopleRoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --ls-url: Label Studio's own API cannot set passwords, and nothing would be blinded
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", people.server.token)
+    r = CliRunner().invoke(
+        main,
+        [
+            "annotate",
+            "users",
+            "--root",
+            str(people.root),
+            "--groups",
+            str(people.groups_path),
+            "--ls-url",
+            people.server.url,
+        ],
+    )
+    assert r.exit_code == 1
+    assert "not the embedded server" in r.output and "\n" not in r.output.strip()
+    assert people.server.token not in r.output
