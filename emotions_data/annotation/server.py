@@ -236,8 +236,8 @@ def _prepare_data(root: Path, template: Path) -> None:
     """Copy the migrated template once and give it this root's secrets; a later start reuses it.
 
     A database that exists is never replaced (it may hold projects): a missing token file is
-    restored from ``admin.json``, and a root made before per-root secrets existed (``admin.json``
-    without ``per_root``) gets them in place. The new secrets are written to
+    restored from ``admin.json``, and a root made before per-root secrets existed (its token is
+    still the template's) gets its own in place. The new secrets are written to
     ``admin.next.json`` before the database changes, so a crash in between is finished by the
     next start instead of leaving a database whose token no file knows.
     """
@@ -252,11 +252,7 @@ def _prepare_data(root: Path, template: Path) -> None:
         if not (sdir / TOKEN_FILE).exists():
             # Never replace a database that holds projects: restore the token it was made with.
             _restore_token(sdir)
-        try:
-            admin = json.loads((sdir / ADMIN_FILE).read_text())
-        except (OSError, ValueError):
-            admin = {}
-        if not (isinstance(admin, dict) and admin.get("per_root")):
+        if _shares_template_token(sdir, template):
             new = _new_secrets()
             _write_secret(pending, json.dumps(new))
             _install_secrets(sdir, _personalise(data, new))
@@ -277,6 +273,15 @@ def _prepare_data(root: Path, template: Path) -> None:
     if data.exists():  # a folder without a database: nothing in it to keep
         shutil.rmtree(data)
     staging.rename(data)
+
+
+def _shares_template_token(sdir: Path, template: Path) -> bool:
+    try:
+        mine = (sdir / TOKEN_FILE).read_text().strip()
+        shared = json.loads((template / ADMIN_FILE).read_text())["token"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(mine) and mine == str(shared)
 
 
 def _install_secrets(sdir: Path, admin: dict[str, object]) -> None:

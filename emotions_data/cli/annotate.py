@@ -182,14 +182,15 @@ def users(
     from emotions_data.annotation.protocol import load_protocol
 
     proto = load_protocol(protocol)
-    result = sync_accounts(
-        root,
-        _server(root, ls_url),
-        _groups(groups),
-        out=out,
-        reset=reset,
-        stage_order=[s.name for s in proto.stages],
-    )
+    with _lock(root):
+        result = sync_accounts(
+            root,
+            _server(root, ls_url),
+            _groups(groups),
+            out=out,
+            reset=reset,
+            stage_order=[s.name for s in proto.stages],
+        )
     click.echo(
         f"{result.credentials}: {len(result.created)} account(s) created, "
         f"{len(result.passwords_set)} password(s) set, {len(result.unchanged)} unchanged, "

@@ -437,3 +437,46 @@ def test_users_on_an_external_server_is_refused(
     assert r.exit_code == 1
     assert "not the embedded server" in r.output and "\n" not in r.output.strip()
     assert people.server.token not in r.output
+
+
+def _db_token(root: Path) -> str:
+    import sqlite3
+
+    db = sqlite3.connect(server_dir(root) / "data" / "label_studio.sqlite3")
+    try:
+        return str(db.execute("SELECT key FROM authtoken_token").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_secrets_of_a_root_made_before_per_root_secrets_are_replaced_in_place(
+    tmp_path: Path,
+) -> None:
+    from emotions_data.annotation.server import TOKEN_FILE, _prepare_data
+
+    if not (LS_HOME / "template" / "data" / "label_studio.sqlite3").exists():
+        pytest.skip("Label Studio template missing (run scripts/setup.sh)")
+    root = tmp_path / "old"
+    _prepare_data(root, LS_HOME / "template")
+    first = (server_dir(root) / TOKEN_FILE).read_text()
+    assert _db_token(root) == first
+    # an older root: the template's database and secrets, kept in place (a marker project)
+    template = LS_HOME / "template"
+    shutil.copyfile(
+        template / "data" / "label_studio.sqlite3",
+        server_dir(root) / "data" / "label_studio.sqlite3",
+    )
+    shutil.copyfile(template / ADMIN_FILE, server_dir(root) / ADMIN_FILE)
+    (server_dir(root) / TOKEN_FILE).write_text(
+        json.loads((template / ADMIN_FILE).read_text())["token"]
+    )
+    first = (server_dir(root) / TOKEN_FILE).read_text()
+    marker = server_dir(root) / "data" / "keep.txt"
+    marker.write_text("projects live here")
+    _prepare_data(root, LS_HOME / "template")
+    second = (server_dir(root) / TOKEN_FILE).read_text()
+    assert second != first and _db_token(root) == second and marker.exists()
+    assert stat.S_IMODE((server_dir(root) / ADMIN_FILE).stat().st_mode) == 0o600
+    # a third start changes nothing
+    _prepare_data(root, LS_HOME / "template")
+    assert (server_dir(root) / TOKEN_FILE).read_text() == second
