@@ -180,6 +180,9 @@ def test_annotator_sees_only_own_group_and_own_judgements(
         )
         assert s.get("/api/organizations/1/memberships").status_code == 403
         assert s.get(f"/api/projects/{pa}/export", exportType="JSON").status_code == 403
+        # media are served from the storage folders only, never the root's own files
+        secret = s.get("/data/local-files/", d="labelstudio/credentials.csv")
+        assert secret.status_code != 200 and b"password" not in secret.content
         # labelling works, in one's own name only
         body = {
             "result": [
