@@ -66,7 +66,13 @@ def stats(
     help="Ids, URLs, labels and sha256 only, or with the normalised media.",
 )
 @click.option("--name", help="Dataset name [the root folder's name].")
-@click.option("--license", "license_", default="other", show_default=True, help="Licence id.")
+@click.option(
+    "--license",
+    "license_",
+    default="other",
+    show_default=True,
+    help="Licence of the labels and metadata, written as given (e.g. cc-by-4.0).",
+)
 @click.option("--homepage", help="Homepage URL for the card and Croissant.")
 @click.option("--version", "version_", default="1.0.0", show_default=True)
 @click.option("--bootstrap", default=500, show_default=True, help="Bootstrap samples for CIs.")
