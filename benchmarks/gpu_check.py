@@ -170,9 +170,10 @@ def loader_wait(
     waiting for the next batch (the first step, worker start-up, left out)."""
     from emotions_data.baselines.avcpnet.data import CacheClipDataset, load_split
     from emotions_data.baselines.avcpnet.distributed import DistInfo
+    from emotions_data.baselines.avcpnet.epoch import train_one_epoch
     from emotions_data.baselines.avcpnet.runlog import StepLog
     from emotions_data.baselines.avcpnet.schedule import warmup_cosine
-    from emotions_data.baselines.avcpnet.trainer import make_loader, train_one_epoch
+    from emotions_data.baselines.avcpnet.trainer import make_loader
 
     items = load_split(manifest, "train", root)
     dataset = CacheClipDataset(items, root, config.data, train=True, seed=0)

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from emotions_data.baselines.avcpnet import load_config
 from emotions_data.baselines.avcpnet.config import DataConfig
 from emotions_data.baselines.avcpnet.data import CacheClipDataset, collate, load_split
-from emotions_data.baselines.avcpnet.trainer import TrainingError, fit
+from emotions_data.baselines.avcpnet.epoch import TrainingError
+from emotions_data.baselines.avcpnet.trainer import fit
 from emotions_data.cli import main
 from emotions_data.schema.cache import (
     FRAMES_FILE,

@@ -4,16 +4,11 @@ Importing this package imports torch; the CLI imports it only inside its command
 """
 
 from emotions_data.baselines.avcpnet.config import BaselineConfig, load_config
+from emotions_data.baselines.avcpnet.epoch import TrainingError, evaluate, train_one_epoch
 from emotions_data.baselines.avcpnet.loss import EPCELoss, MultiTaskLoss
 from emotions_data.baselines.avcpnet.model import AVCPNet
 from emotions_data.baselines.avcpnet.predict import predict_videos
-from emotions_data.baselines.avcpnet.trainer import (
-    FitResult,
-    evaluate,
-    evaluate_checkpoint,
-    fit,
-    train_one_epoch,
-)
+from emotions_data.baselines.avcpnet.trainer import FitResult, evaluate_checkpoint, fit
 
 __all__ = [
     "AVCPNet",
@@ -21,6 +16,7 @@ __all__ = [
     "EPCELoss",
     "FitResult",
     "MultiTaskLoss",
+    "TrainingError",
     "evaluate",
     "evaluate_checkpoint",
     "fit",
