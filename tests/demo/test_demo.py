@@ -79,7 +79,12 @@ def test_agreement_and_baseline_outputs(demo_runs: tuple[Path, list[dict[str, ob
     assert list((out / "reports" / "agreement").glob("*.png"))
     run = out / "runs" / "avcpnet-tiny"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics
+    # selection: the best val UAR, ties to the lower val loss (it kept epoch 1 before)
+    epochs = metrics["epochs"]
+    ranked = sorted(epochs, key=lambda e: (-e["val"]["uar"], e["val_loss"], e["epoch"]))
+    assert metrics["best_epoch"] == ranked[0]["epoch"]
+    if len({e["val"]["uar"] for e in epochs}) == 1:  # all tied: the best fit, not the first
+        assert metrics["best_epoch"] > 1
     test_metrics = sorted(run.glob("test*_metrics.json"))
     assert test_metrics, sorted(p.name for p in run.iterdir())
     assert json.loads(test_metrics[0].read_text())["accuracy"] >= 0.5
