@@ -6,7 +6,8 @@ the decoded frames are split (ffmpeg ``split`` filter) into three branches:
 1. the normalised mp4 (short side, fps, h264/aac), plus a 16 kHz mono WAV from the audio;
 2. the cache frames: scaled so the short side is ``cache_size``, centre-cropped square, raw
    RGB at the normalised fps (the model random-crops 112 px from these 128 px frames);
-3. the hash frames: 32x32 squashed (aspect ignored, so a resized repost still matches).
+3. the hash frames: ``framehash.HASH_FPS`` a second, RGB, squashed to ``HASH_SIDE`` square
+   (aspect ignored, so a resized repost still matches; bars are found and cut later).
 
 The graph is built with ffmpeg-python (which escapes commas in filter arguments itself) and
 run with an argument list (no shell). Any failure becomes a ``MediaError`` with one line of
@@ -23,9 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from emotions_data.ingest.faults import is_environment_message
+from emotions_data.ingest.framehash import HASH_FPS, HASH_SIDE
 from emotions_data.ingest.probe import MediaError, ProbeResult, ffmpeg_binary
-
-HASH_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class PassSettings:
 @dataclass
 class PassOutput:
     frames: npt.NDArray[np.uint8]  # (N, cache_size, cache_size, 3)
-    hash_frames: npt.NDArray[np.uint8]  # (N, 32, 32, 3)
-    fps: float  # the frame rate of both frame arrays
+    hash_frames: npt.NDArray[np.uint8]  # (N, HASH_SIDE, HASH_SIDE, 3) RGB, HASH_FPS a second
+    fps: float  # the frame rate of the cache frames
 
 
 def _even(x: float) -> int:
@@ -94,7 +94,8 @@ def run_pass(
     c = settings.cache_size
     cache_v = branches[0].filter("scale", c, c, force_original_aspect_ratio="increase")
     cache_v = cache_v.filter("crop", c, c)
-    hash_v = branches[1].filter("scale", HASH_SIDE, HASH_SIDE)
+    # the fps filter first: only the few hash frames are scaled
+    hash_v = branches[1].filter("fps", fps=HASH_FPS).filter("scale", HASH_SIDE, HASH_SIDE)
     outputs = [
         ffmpeg.output(cache_v, str(frames_raw), format="rawvideo", pix_fmt="rgb24"),
         ffmpeg.output(hash_v, str(hash_raw), format="rawvideo", pix_fmt="rgb24"),
@@ -160,6 +161,8 @@ def run_pass(
         )
     frames = frames[: n * c * c * 3].reshape(n, c, c, 3)
     n_hash = len(hashes) // (HASH_SIDE * HASH_SIDE * 3)
+    if n_hash == 0:
+        raise MediaError("no video frame could be decoded for the hash")
     hash_frames = hashes[: n_hash * HASH_SIDE * HASH_SIDE * 3].reshape(
         n_hash, HASH_SIDE, HASH_SIDE, 3
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,15 @@ def write_record(
     normalized_path: str,
     audio_path: str | None,
     cache_path: str,
+    extra: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Write the completion record of one video's outputs (after all of them are in place)."""
+    """Write the completion record of one video's outputs (after all of them are in place).
+
+    ``extra``: more output files (relative paths) the record lists and the next run verifies.
+    """
     rels = [normalized_path, *([audio_path] if audio_path else [])]
     rels += [f"{cache_path}/{name}" for name in _CACHE_FILES]
+    rels += list(extra)
     files = {}
     for rel in rels:
         path = regular_file_inside(root, rel, what="prepared output")

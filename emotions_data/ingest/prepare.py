@@ -6,11 +6,13 @@ marks rows ``filtered`` (reason in ``error_message``) or ``failed``/``bad_media`
 training cache ``ROOT/cache/<video_id>/`` (``emotions_data.schema.cache``), all from one decode
 of the original (``ingest.mediapass``), and marks duplicates.
 
-Duplicates: byte-identical files (same sha256) are found before any decoding, near-duplicates
-(``ingest.phash``) after. In each group the kept copy is the one with the most pixels, then
-the longest, then the earliest uploaded, then the smallest ``video_id``; the others become
-``duplicate`` with ``dup_of`` naming it (their outputs are kept on disk). Exact duplicates are
-never decoded; they share the kept copy's bytes.
+Duplicates: byte-identical files (same sha256) are found before any decoding (the earliest
+uploaded, then the smallest ``video_id`` is kept), reposts after: per-second frame hashes
+(``ingest.framehash``, ``ROOT/hashes/<video_id>.npz``) searched with an index and aligned in
+time (``ingest.reposts``); in each group the original is kept by ``ingest.keeprule`` (earliest
+upload, then no added bars / intro / overlay, then the most content and resolution). The
+others become ``duplicate`` with ``dup_of`` naming it and, in ``error_message``, why that copy
+was kept over this one (their outputs are kept on disk). Exact duplicates are never decoded.
 
 Resumable and idempotent: every output is written under a temporary name and renamed, the
 manifest is rewritten atomically every few seconds, and an item whose outputs are verified
@@ -43,10 +45,12 @@ import pandas as pd
 from emotions_data.ingest.executors import check_executor, run_tasks
 from emotions_data.ingest.faults import is_environment_message
 from emotions_data.ingest.features import audio_features, read_wav_mono, silent_features
+from emotions_data.ingest.framehash import VideoHashes, hash_video
+from emotions_data.ingest.keeprule import choose, intro_leads, member_of
 from emotions_data.ingest.mediapass import PassSettings, run_pass, tsn_indices
 from emotions_data.ingest.outputs import verified_record, write_record
-from emotions_data.ingest.phash import connected_groups, near_duplicate_pairs, video_phash
 from emotions_data.ingest.probe import PROBE_COLUMNS, MediaError, ProbeResult, probe
+from emotions_data.ingest.reposts import MatchSettings, connected_groups, find_reposts
 from emotions_data.schema.atomic import atomic_path, sha256_file
 from emotions_data.schema.cache import CacheMeta, write_cache
 from emotions_data.schema.errors import (
@@ -98,10 +102,9 @@ class PrepareConfig:
     hop_length: int = 160
     n_mels: int = 64
     n_mfcc: int = 32
-    # near duplicates
-    phash_frames: int = 4
-    max_hamming: float = 8.0
-    max_colour_diff: int = 32
+    # reposts (near duplicates)
+    repost_max_distance: int = 60
+    repost_min_share: float = 0.5
 
     def pass_settings(self) -> PassSettings:
         return PassSettings(
@@ -128,8 +131,8 @@ class PrepareConfig:
                 "max_duration_s",
                 "require_audio",
                 "min_short_side",
-                "max_hamming",
-                "max_colour_diff",
+                "repost_max_distance",
+                "repost_min_share",
                 "threads",
             )
         }
@@ -172,9 +175,13 @@ def load_prepare_config(
             article = "an" if kind == "int" else "a"
             raise ConfigError(f"{where}: {name} must be {article} {kind}, got {data[name]!r}")
     config = PrepareConfig(**data)
-    for name in ("short_side", "segments", "frames_per_segment", "cache_size", "phash_frames"):
+    for name in ("short_side", "segments", "frames_per_segment", "cache_size"):
         if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
             raise ConfigError(f"{where}: {name} must be a positive integer")
+    if not 0 <= config.repost_max_distance <= 256 or not 0 < config.repost_min_share <= 1:
+        raise ConfigError(
+            f"{where}: repost_max_distance must be 0-256 and repost_min_share in (0, 1]"
+        )
     if config.fps <= 0 or config.min_duration_s > config.max_duration_s:
         raise ConfigError(f"{where}: fps must be > 0 and min_duration_s <= max_duration_s")
     return config
@@ -357,7 +364,10 @@ def prepare_one(task: PrepareTask) -> PrepareResult:
             meta, frames, logmel, mfcc = _cache_arrays(
                 out.frames, tmp_wav, info, vid, out.fps, conf
             )
-            result.phash = video_phash(out.hash_frames, conf.phash_frames)
+            hashes = hash_video(out.hash_frames)
+            result.phash = hashes.summary()
+            with atomic_path(hashes_path(root, vid), suffix=".npz") as tmp_hash:
+                hashes.save(tmp_hash)
         write_cache(cache_dir, meta, frames, logmel, mfcc, root=root)
         result.normalized_path = rel_norm
         result.audio_path = rel_wav if info.has_audio else None
@@ -370,6 +380,7 @@ def prepare_one(task: PrepareTask) -> PrepareResult:
             normalized_path=rel_norm,
             audio_path=result.audio_path,
             cache_path=rel_cache,
+            extra=[f"hashes/{vid}.npz"],
         )
     except MediaError as exc:
         if is_environment_message(str(exc)):  # ffmpeg hit a full disk, not a bad file
@@ -436,21 +447,10 @@ def _verified_records(
         return {v: r for v, r in zip(video_ids, found, strict=True) if r is not None}
 
 
-def _keep_order(row: dict[str, Any]) -> tuple[Any, ...]:
-    """Sort key of the keep rule: most pixels, longest, earliest upload, smallest id.
-
-    Upload date favours the original over its reposts; nothing depends on the order in which
-    parallel downloads happened to finish, so the choice is the same on every run.
-    """
-    pixels = int(row.get("width") or 0) * int(row.get("height") or 0)
+def _exact_keep_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Byte-identical copies: the earliest uploaded, then the smallest id (same on every run)."""
     upload = row.get("upload_date")
-    return (
-        -pixels,
-        -float(row.get("duration_s") or 0.0),
-        upload is None,
-        str(upload or ""),
-        str(row["video_id"]),
-    )
+    return (upload is None, str(upload or ""), str(row["video_id"]))
 
 
 class _Book:
@@ -557,7 +557,7 @@ def _prepare_locked(
             by_sha.setdefault(str(row["sha256"]), []).append(row)
     exact = 0
     for group in by_sha.values():
-        group.sort(key=_keep_order)
+        group.sort(key=_exact_keep_order)
         for row in group[1:]:
             exact += 1
             msg = f"exact duplicate (same sha256) of {group[0]['video_id']}"
@@ -654,20 +654,7 @@ def _prepare_locked(
         for row in group[1:]:
             row.update({c: group[0].get(c) for c in PROBE_COLUMNS})
 
-    # near duplicates among what survived (reposts re-encoded or resized)
-    alive = [r for r in cand if r["status"] == "ok" and r.get("phash")]
-    pairs = near_duplicate_pairs(
-        [str(r["phash"]) for r in alive],
-        max_hamming=conf.max_hamming,
-        max_colour_diff=conf.max_colour_diff,
-    )
-    near = 0
-    for group_idx in connected_groups(len(alive), pairs):
-        group = sorted((alive[i] for i in group_idx), key=_keep_order)
-        for row in group[1:]:
-            near += 1
-            msg = f"near duplicate (perceptual hash) of {group[0]['video_id']}"
-            row.update(status="duplicate", dup_of=group[0]["video_id"], error_message=msg)
+    near = _mark_reposts(root, [r for r in cand if r["status"] == "ok"], conf)
     book.flush(force=True)
 
     statuses = Counter(str(r["status"]) for r in book.rows)
@@ -684,6 +671,39 @@ def _prepare_locked(
         changed=book.changed,
         elapsed_s=time.monotonic() - started,
     )
+
+
+def hashes_path(root: Path, video_id: str) -> Path:
+    """Where ``prepare`` keeps a video's per-second frame hashes (``framehash.VideoHashes``)."""
+    return inside_root(root, "hashes", f"{video_id}.npz", what="frame hashes")
+
+
+def _mark_reposts(root: Path, alive: list[dict[str, Any]], conf: PrepareConfig) -> int:
+    """Group the reposts among ``alive`` rows, keep each group's original; the number marked."""
+    rows, hashes = [], []
+    for row in alive:
+        path = hashes_path(root, str(row["video_id"]))
+        if row.get("phash") and path.is_file():
+            rows.append(row)
+            hashes.append(VideoHashes.load(path))
+    settings = MatchSettings(max_distance=conf.repost_max_distance, min_share=conf.repost_min_share)
+    matches = find_reposts(hashes, settings)
+    leads = intro_leads(matches, hashes)
+    marked = 0
+    for group in connected_groups(len(rows), [(m.a, m.b) for m in matches]):
+        members = [member_of(rows[i], hashes[i], leads.get(i, 0)) for i in group]
+        kept, notes = choose(members)
+        kept_id = members[kept].video_id
+        for k, i in enumerate(group):
+            if k == kept:
+                continue
+            marked += 1
+            rows[i].update(
+                status="duplicate",
+                dup_of=kept_id,
+                error_message=f"repost (near duplicate) of {kept_id}; {notes[k]}; {notes[kept]}",
+            )
+    return marked
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

@@ -129,7 +129,11 @@ VIDEOS = ManifestKind(
         Column("like_count", _I64, True, "Like count where the platform gives it."),
         Column("fetched_at", TIMESTAMP, True, "When the download finished (UTC)."),
         Column(
-            "phash", _S, True, "Perceptual hash over sampled frames (hex), for near-duplicates."
+            "phash",
+            _S,
+            True,
+            "256-bit frame hash of the middle second (hex); the per-second hashes that find "
+            "reposts are in `hashes/<video_id>.npz`.",
         ),
         Column("dup_of", _S, True, "video_id of the kept copy when status is `duplicate`."),
         Column(

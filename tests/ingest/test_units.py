@@ -1,4 +1,4 @@
-"""Pure pieces of ingest: audio features, perceptual hash, TSN indices, profiles, error kinds."""
+"""Pure pieces of ingest: audio features, TSN indices, profiles, error kinds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from emotions_data.ingest.download import classify, guess_ids, short_message
 from emotions_data.ingest.executors import run_tasks
 from emotions_data.ingest.features import audio_features, silent_features
 from emotions_data.ingest.mediapass import normalised_size, output_fps, tsn_indices
-from emotions_data.ingest.phash import connected_groups, distance, near_duplicate_pairs, video_phash
 from emotions_data.ingest.prepare import PrepareConfig, load_prepare_config
 from emotions_data.ingest.profiles import load_profile, redact
 from emotions_data.schema.errors import ConfigError
@@ -39,36 +38,6 @@ def test_audio_features_match_torchaudio() -> None:
     assert np.abs(mfcc - mfcc_ref).max() < 1e-3
     zeros = silent_features(2.0)
     assert zeros[0].shape == (64, 201) and not zeros[0].any()
-
-
-def _frames(seed: int, n: int = 20, colour: tuple[int, int, int] | None = None) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, size=(n, 8, 8, 3)).astype(np.uint8)
-    frames = base.repeat(4, axis=1).repeat(4, axis=2)  # blocky 32x32 frames with structure
-    if colour is not None:
-        frames = np.full_like(frames, 0) + np.array(colour, np.uint8)
-        frames[:, 8:16, 8:16] = 255
-    return frames
-
-
-def test_phash_tolerates_noise_and_separates_clips() -> None:
-    a = _frames(1)
-    noisy = np.clip(
-        a.astype(int) + np.random.default_rng(9).integers(-6, 7, a.shape), 0, 255
-    ).astype(np.uint8)
-    b = _frames(2)
-    ha, hn, hb = video_phash(a), video_phash(noisy), video_phash(b)
-    assert len(ha) == 4 * 11 * 2
-    assert distance(ha, hn)[0] <= 2 and distance(ha, hb)[0] > 16
-    red, blue = (
-        video_phash(_frames(0, colour=(255, 0, 0))),
-        video_phash(_frames(0, colour=(0, 0, 255))),
-    )
-    ham, colour = distance(red, blue)
-    assert ham == 0 and colour > 200  # same shapes: only the colour tells them apart
-    pairs = near_duplicate_pairs([ha, hb, hn, red, blue])
-    assert pairs == [(0, 2)]
-    assert connected_groups(5, [(0, 2), (2, 4)]) == [[0, 2, 4]]
 
 
 def test_tsn_and_sizes() -> None:

@@ -1,0 +1,250 @@
+"""Repost search over per-second frame hashes (``ingest.framehash``): candidates, alignment, groups.
+
+1. **Candidates without all pairs.** Locality-sensitive hashing by bit sampling: ``BANDS``
+   keys of ``BAND_BITS`` fixed random bits of each 256-bit hash. The index holds every video's
+   valid samples at one a second, in every crop scale; every video then queries it with its
+   samples (two a second) as they are and mirrored. Each key collision is checked on the spot
+   with the full Hamming distance, so only pairs of videos that share at least one truly close
+   frame go on: cost is linear in the number of samples, never in the number of pairs.
+2. **Alignment.** For a candidate pair, the matrix of distances between all their samples
+   (the best crop scale on either side, mirrored or not) is thresholded at ``max_distance``;
+   a line ``j = speed * i + offset`` (speed 0.8-1.25: sped-up reposts) is fitted by voting,
+   and the pair is a repost when the samples on that line cover at least ``min_share`` of the
+   shorter video (so an intro, a trim or a clip cut from a longer video still match).
+3. **Groups** are the connected components of the reposts found (union-find).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from emotions_data.ingest.framehash import CROP_SCALES, MIRROR, WORDS, VideoHashes
+
+BANDS = 16
+BAND_BITS = 20
+#: A key shared by more videos than this is a common frame (a platform's end card): skipped.
+MAX_BUCKET = 64
+_OFFSETS_TRIED = 5
+#: Speeds tried, closest to 1 first: a tie keeps the plainer alignment.
+_SPEEDS = np.array([1.0, 0.95, 1.05, 0.9, 1.1, 0.85, 1.15, 0.8, 1.2, 1.25])
+_BAND_POSITIONS = np.random.default_rng(17).integers(0, 256, size=(BANDS, BAND_BITS))
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    max_distance: int = 60  # bits of 256 for two samples to show the same picture
+    min_share: float = 0.5  # of the shorter video's valid samples on the alignment line
+    min_samples: int = 2  # and at least this many
+    #: samples with less detail than this (mean gradient, ``framehash``) look alike more
+    #: easily (flat colour, a few shapes): they must match within ``plain_distance``
+    plain_detail: float = 8.0
+    plain_distance: int = 16
+
+
+@dataclass(frozen=True)
+class PairMatch:
+    """How video ``a`` matches video ``b`` (indices into the list given to ``find_reposts``)."""
+
+    a: int
+    b: int
+    share: float  # share of the shorter video's valid samples aligned
+    matched: int  # aligned samples
+    speed: float  # b's sample index ~ speed * a's + offset
+    offset: float
+    mirrored: bool
+    a_lead: int  # samples of a before the aligned part
+    b_lead: int
+
+
+def _unpacked_bits(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+    """(M, WORDS) uint64 -> (M, 256) 0/1 in the order ``framehash`` packed them."""
+    as_bytes = np.ascontiguousarray(hashes.astype("<u8")).view(np.uint8)
+    return np.unpackbits(as_bytes, axis=1)
+
+
+def band_keys(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """(M, BANDS) int64 keys: band number in the high bits, the sampled bits below."""
+    weights = (1 << np.arange(BAND_BITS, dtype=np.int64))[::-1]
+    out = np.empty((len(hashes), BANDS), dtype=np.int64)
+    for start in range(0, len(hashes), 100_000):  # bounded memory for the unpacked bits
+        bits = _unpacked_bits(hashes[start : start + 100_000]).astype(np.int64)
+        for band in range(BANDS):
+            out[start : start + 100_000, band] = bits[:, _BAND_POSITIONS[band]] @ weights
+    out |= np.arange(BANDS, dtype=np.int64)[None, :] << BAND_BITS
+    return out
+
+
+def _rows(
+    videos: Sequence[VideoHashes], variants: Sequence[int], step: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+    """(video index per row, hash per row) of the valid samples (every ``step``-th)."""
+    vids: list[npt.NDArray[np.int64]] = []
+    hashes: list[npt.NDArray[np.uint64]] = []
+    for v, video in enumerate(videos):
+        picked = np.flatnonzero(video.valid)
+        picked = picked[picked % step == 0]
+        if len(picked) == 0:
+            continue
+        block = video.hashes[picked][:, list(variants)].reshape(-1, WORDS)
+        vids.append(np.full(len(block), v, dtype=np.int64))
+        hashes.append(block)
+    if not vids:
+        return np.zeros(0, np.int64), np.zeros((0, WORDS), np.uint64)
+    return np.concatenate(vids), np.concatenate(hashes)
+
+
+def candidate_pairs(videos: Sequence[VideoHashes], max_distance: int) -> set[tuple[int, int]]:
+    """Pairs (a < b) of videos with at least one pair of samples within ``max_distance``."""
+    index_vid, index_hash = _rows(videos, range(len(CROP_SCALES)), step=2)
+    query_vid, query_hash = _rows(videos, (0, MIRROR), step=1)
+    if len(index_vid) == 0 or len(query_vid) == 0:
+        return set()
+    index_keys, query_keys = band_keys(index_hash), band_keys(query_hash)
+    found: set[tuple[int, int]] = set()
+    n = len(videos)
+    for band in range(BANDS):
+        # one row per (key, video) on the index side: a still video repeats its keys
+        codes = np.unique(index_keys[:, band].astype(np.int64) * n + index_vid)
+        order = np.argsort(index_keys[:, band], kind="stable")
+        keys_sorted = index_keys[order, band]
+        distinct_keys, per_key = np.unique(codes // n, return_counts=True)
+        common = distinct_keys[per_key > MAX_BUCKET]
+        q = query_keys[:, band]
+        lo = np.searchsorted(keys_sorted, q, side="left")
+        hi = np.searchsorted(keys_sorted, q, side="right")
+        counts = hi - lo
+        if len(common):
+            counts[np.isin(q, common)] = 0
+        total = int(counts.sum())
+        if total == 0:
+            continue
+        q_rows = np.repeat(np.arange(len(q)), counts)
+        starts = np.repeat(lo - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        i_rows = order[starts + np.arange(total)]
+        a, b = query_vid[q_rows], index_vid[i_rows]
+        keep = a != b
+        q_rows, i_rows, a, b = q_rows[keep], i_rows[keep], a[keep], b[keep]
+        dist = np.bitwise_count(query_hash[q_rows] ^ index_hash[i_rows]).sum(axis=1)
+        close = dist <= max_distance
+        lo_v, hi_v = np.minimum(a[close], b[close]), np.maximum(a[close], b[close])
+        for code in np.unique(lo_v * n + hi_v).tolist():
+            found.add((code // n, code % n))
+    return found
+
+
+def _distances(x: npt.NDArray[np.uint64], y: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """(len(x), len(y)) Hamming distances of (·, WORDS) hashes."""
+    return np.asarray(np.bitwise_count(x[:, None, :] ^ y[None, :, :]).sum(axis=2), dtype=np.int64)
+
+
+#: Colours this close (grey levels of R - Y, B - Y) always agree (grey or pale pictures)...
+_PALE = 12.0
+#: ...else the hues may differ by this much (cosine; a colour-graded repost stays close)...
+_HUE_COS = float(np.cos(np.radians(40.0)))
+#: ...and the saturation by this factor.
+_SATURATION_RATIO = 2.5
+
+
+def _same_colours(
+    ca: npt.NDArray[np.float32], cb: npt.NDArray[np.float32]
+) -> npt.NDArray[np.bool_]:
+    """(len(ca), len(cb)): whether two samples' mean colours can be the same picture's."""
+    na, nb = np.linalg.norm(ca, axis=1)[:, None], np.linalg.norm(cb, axis=1)[None, :]
+    pale = np.maximum(na, nb) < _PALE
+    cos = (ca @ cb.T) / np.maximum(na * nb, 1e-6)
+    ratio = np.maximum(na, nb) / np.maximum(np.minimum(na, nb), 1e-6)
+    return np.asarray(pale | ((cos >= _HUE_COS) & (ratio <= _SATURATION_RATIO)))
+
+
+def _pair_matrix(
+    a: VideoHashes, b: VideoHashes, mirrored: bool, settings: MatchSettings
+) -> npt.NDArray[np.int64]:
+    """Best distance per (sample of a, sample of b) over the crop scales of either side."""
+    whole_a = a.hashes[:, MIRROR if mirrored else 0]
+    whole_b = b.hashes[:, MIRROR if mirrored else 0]
+    best: npt.NDArray[np.int64] | None = None
+    for scale in range(len(CROP_SCALES)):
+        # a as shown (or mirrored) against b's crop, and a's crop against b (or b mirrored)
+        for d in (_distances(whole_a, b.hashes[:, scale]), _distances(a.hashes[:, scale], whole_b)):
+            best = d if best is None else np.minimum(best, d)
+    assert best is not None
+    best[~_same_colours(a.chroma, b.chroma)] = 1 << 20
+    plain = np.minimum(a.detail[:, None], b.detail[None, :]) < settings.plain_detail
+    best[plain & (best > settings.plain_distance)] = 1 << 20
+    best[~a.valid, :] = 1 << 20
+    best[:, ~b.valid] = 1 << 20
+    return best
+
+
+def align(
+    a: VideoHashes, b: VideoHashes, settings: MatchSettings, ia: int = 0, ib: int = 1
+) -> PairMatch | None:
+    """The best temporal alignment of ``a`` and ``b``, or None when they are not reposts."""
+    shorter = min(int(a.valid.sum()), int(b.valid.sum()))
+    if shorter == 0:
+        return None
+    best: PairMatch | None = None
+    for mirrored in (False, True):
+        close = _pair_matrix(a, b, mirrored, settings) <= settings.max_distance
+        i, j = np.nonzero(close)
+        if len(i) < settings.min_samples:
+            continue
+        for speed in _SPEEDS:
+            offsets, votes = np.unique(np.rint(j - speed * i), return_counts=True)
+            # only the most voted offsets (a still video matches everywhere)
+            for offset in offsets[np.argsort(-votes, kind="stable")[:_OFFSETS_TRIED]]:
+                on_line = np.abs(j - speed * i - offset) <= 1.0
+                matched = min(len(np.unique(i[on_line])), len(np.unique(j[on_line])))
+                if best is not None and matched <= best.matched:
+                    continue
+                best = PairMatch(
+                    a=ia,
+                    b=ib,
+                    share=matched / shorter,
+                    matched=matched,
+                    speed=float(speed),
+                    offset=float(offset),
+                    mirrored=mirrored,
+                    a_lead=int(i[on_line].min()),
+                    b_lead=int(j[on_line].min()),
+                )
+    if best is None or best.matched < settings.min_samples or best.share < settings.min_share:
+        return None
+    return best
+
+
+def find_reposts(
+    videos: Sequence[VideoHashes], settings: MatchSettings | None = None
+) -> list[PairMatch]:
+    """Every pair of ``videos`` that are reposts of each other (candidates, then alignment)."""
+    settings = settings or MatchSettings()
+    matches = []
+    for ia, ib in sorted(candidate_pairs(videos, settings.max_distance)):
+        match = align(videos[ia], videos[ib], settings, ia, ib)
+        if match is not None:
+            matches.append(match)
+    return matches
+
+
+def connected_groups(n: int, pairs: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Groups (size >= 2) of indices linked by ``pairs`` (union-find)."""
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]

@@ -1,0 +1,183 @@
+"""Repost search: the index and the alignment on synthetic hashes, then real reposts end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotions_data.ingest.framehash import MIRROR, N_VARIANTS, WORDS, VideoHashes
+from emotions_data.ingest.keeprule import Member, choose
+from emotions_data.ingest.prepare import prepare
+from emotions_data.ingest.reposts import (
+    MatchSettings,
+    align,
+    candidate_pairs,
+    connected_groups,
+    find_reposts,
+)
+from emotions_data.schema.atomic import sha256_file
+from emotions_data.schema.io import read_manifest, write_manifest
+from emotions_data.testing.reposts import TRANSFORMS, make_repost, make_source
+
+
+def _video(words: np.ndarray, valid: np.ndarray | None = None) -> VideoHashes:
+    """A video whose every variant is the given (N, WORDS) hashes."""
+    hashes = np.repeat(words[:, None, :], N_VARIANTS, axis=1)
+    ok = np.ones(len(words), bool) if valid is None else valid
+    return VideoHashes(
+        hashes,
+        ok,
+        ~ok,
+        np.zeros((len(words), 2), np.float32),
+        np.full(len(words), 20.0, np.float32),
+        2.0,
+        1.0,
+        0.0,
+    )
+
+
+def _flip_bits(words: np.ndarray, n_bits: int, rng: np.random.Generator) -> np.ndarray:
+    out = words.copy()
+    for row in out:
+        for bit in rng.choice(256, size=n_bits, replace=False):
+            row[bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+    return out
+
+
+def test_index_finds_close_videos_without_all_pairs() -> None:
+    rng = np.random.default_rng(0)
+    base = [rng.integers(0, 2**63, size=(20, WORDS), dtype=np.uint64) for _ in range(200)]
+    videos = [_video(w) for w in base]
+    videos.append(_video(_flip_bits(base[3], 20, rng)))  # 200: a repost of 3
+    videos.append(_video(_flip_bits(base[7][5:], 30, rng)))  # 201: a trimmed repost of 7
+    found = candidate_pairs(videos, max_distance=60)
+    assert (3, 200) in found and (7, 201) in found
+    assert len(found) <= 4  # random hashes (~128 bits apart) never become candidates
+    matches = find_reposts(videos)
+    assert {(m.a, m.b) for m in matches} == {(3, 200), (7, 201)}
+
+
+def test_alignment_handles_offsets_speed_mirror_and_flat_frames() -> None:
+    rng = np.random.default_rng(1)
+    words = rng.integers(0, 2**63, size=(30, WORDS), dtype=np.uint64)
+    source = _video(words)
+    intro = _video(
+        np.concatenate([rng.integers(0, 2**63, size=(3, WORDS), dtype=np.uint64), words])
+    )
+    m = align(source, intro, MatchSettings())
+    assert m is not None and m.offset == 3 and (m.a_lead, m.b_lead) == (0, 3) and m.share == 1.0
+    fast = _video(words[np.round(np.arange(27) * 1.1).astype(int)])  # 1.1x: every 11th dropped
+    m = align(source, fast, MatchSettings())
+    assert m is not None and m.share >= 0.9
+    # a mirrored copy: as shown it resembles nothing; its mirror image is the source
+    mirrored = rng.integers(0, 2**63, size=(30, N_VARIANTS, WORDS), dtype=np.uint64)
+    mirrored[:, MIRROR] = words
+    m = align(
+        source,
+        VideoHashes(
+            mirrored, source.valid, source.still, source.chroma, source.detail, 2.0, 1.0, 0.0
+        ),
+        MatchSettings(),
+    )
+    assert m is not None and m.mirrored
+    # a clip that shares only 5 of 30 seconds, and one whose frames are all too flat to hash
+    part = _video(
+        np.concatenate([words[:5], rng.integers(0, 2**63, size=(25, WORDS), dtype=np.uint64)])
+    )
+    assert align(source, part, MatchSettings()) is None
+    assert align(source, _video(words, np.zeros(30, bool)), MatchSettings()) is None
+    assert connected_groups(5, [(0, 2), (2, 4)]) == [[0, 2, 4]]
+
+
+def _member(vid: str, **kw: object) -> Member:
+    base = dict(
+        upload_date=None,
+        bars=False,
+        intro=False,
+        overlay=False,
+        content_s=10.0,
+        pixels=720 * 1280,
+        width=720,
+        height=1280,
+        bits_per_pixel=0.2,
+    )
+    base.update(kw)
+    return Member(video_id=vid, **base)  # type: ignore[arg-type]
+
+
+def test_keep_rule_order_and_notes() -> None:
+    # a repost 8 ms longer and with more pixels but with bars loses; under a second never decides
+    kept, notes = choose(
+        [_member("b", content_s=10.008, bars=True, pixels=10**7), _member("a", content_s=10.0)]
+    )
+    assert kept == 1 and "fewer additions" in notes[0] and "kept of 2" in notes[1]
+    kept, _ = choose([_member("x", content_s=9.5, pixels=10), _member("y", pixels=5)])
+    assert kept == 0  # 0.5 s shorter: resolution decides
+    kept, _ = choose([_member("x", content_s=8.0, pixels=10), _member("y", pixels=5)])
+    assert kept == 1  # 2 s of content lost: the longer copy is kept
+    kept, notes = choose([_member("x"), _member("y", upload_date="20240101", bars=True)])
+    assert kept == 1 and "uploaded earlier" in notes[0]
+
+
+SIZE = {"width": 108, "height": 192, "duration": 4.0}
+
+
+@pytest.mark.ffmpeg
+def test_reposts_grouped_with_their_original(tmp_path: Path) -> None:
+    media = tmp_path / "root" / "media" / "gen"
+    media.mkdir(parents=True)
+    made: dict[str, Path] = {}
+    for s, portrait in ((1, True), (2, False)):
+        w, h = (SIZE["width"], SIZE["height"]) if portrait else (SIZE["height"], SIZE["width"])
+        src = make_source(
+            media / f"s{s}.mp4", s, width=int(w), height=int(h), duration=SIZE["duration"]
+        )
+        made[f"s{s}"] = src
+        made[f"look{s}"] = make_source(
+            media / f"look{s}.mp4", s + 10, width=int(w), height=int(h), duration=SIZE["duration"]
+        )
+        for kind in TRANSFORMS if s == 1 else ("bars", "mirror", "reencode"):
+            made[f"s{s}-{kind}"] = make_repost(src, media / f"s{s}-{kind}.mp4", kind, index=s)
+    made["s1-crop+mirror"] = make_repost(
+        made["s1"], media / "s1-crop+mirror.mp4", ("crop", "mirror")
+    )
+    rows = [
+        {
+            "video_id": name.replace("+", "_"),
+            "platform": "gen",
+            "source_url": f"file://{path.name}",
+            "status": "ok",
+            "media_path": f"media/gen/{path.name}",
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "upload_date": "20240105" if name == "s2-mirror" else None,
+        }
+        for name, path in made.items()
+    ]
+    root = tmp_path / "root"
+    write_manifest(pd.DataFrame(rows), root / "videos.parquet", "videos")
+    prepare(root, workers=2, progress=False)
+    df = read_manifest(root / "videos.parquet", "videos").df.set_index("video_id")
+    for name in df.index:
+        family = name.split("-")[0]
+        if family.startswith("look"):
+            assert df.loc[name, "status"] == "ok", df.loc[name, "error_message"]
+        elif name == family:
+            # s2's mirrored copy has the only upload date: the rule keeps it over the original
+            want = "duplicate" if name == "s2" else "ok"
+            assert df.loc[name, "status"] == want, df.loc[name, "error_message"]
+        elif name != "s2-mirror":
+            assert df.loc[name, "dup_of"] in (family, "s2-mirror"), (name, df.loc[name].to_dict())
+    assert (
+        df.loc["s2", "dup_of"] == "s2-mirror"
+        and "uploaded earlier" in df.loc["s2", "error_message"]
+    )
+    assert "fewer additions" in df.loc["s1-bars", "error_message"]
+    assert (root / "hashes" / "s1.npz").is_file()
+    again = prepare(root, workers=2, progress=False)
+    assert again.processed == 0 and not again.changed
+    shutil.rmtree(media)
