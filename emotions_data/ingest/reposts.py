@@ -60,21 +60,16 @@ class PairMatch:
     b_lead: int
 
 
-def _unpacked_bits(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
-    """(M, WORDS) uint64 -> (M, 256) 0/1 in the order ``framehash`` packed them."""
-    as_bytes = np.ascontiguousarray(hashes.astype("<u8")).view(np.uint8)
-    return np.unpackbits(as_bytes, axis=1)
-
-
 def band_keys(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     """(M, BANDS) int64 keys: band number in the high bits, the sampled bits below."""
-    weights = (1 << np.arange(BAND_BITS, dtype=np.int64))[::-1]
     out = np.empty((len(hashes), BANDS), dtype=np.int64)
-    for start in range(0, len(hashes), 100_000):  # bounded memory for the unpacked bits
-        bits = _unpacked_bits(hashes[start : start + 100_000]).astype(np.int64)
-        for band in range(BANDS):
-            out[start : start + 100_000, band] = bits[:, _BAND_POSITIONS[band]] @ weights
-    out |= np.arange(BANDS, dtype=np.int64)[None, :] << BAND_BITS
+    one = np.uint64(1)
+    for band in range(BANDS):
+        key = np.zeros(len(hashes), dtype=np.uint64)
+        for k, pos in enumerate(_BAND_POSITIONS[band].tolist()):
+            bit = (hashes[:, pos // 64] >> np.uint64(pos % 64)) & one
+            key |= bit << np.uint64(k)
+        out[:, band] = key.astype(np.int64) | (band << BAND_BITS)
     return out
 
 
@@ -113,7 +108,9 @@ def candidate_pairs(videos: Sequence[VideoHashes], max_distance: int) -> set[tup
         keys_sorted = index_keys[order, band]
         distinct_keys, per_key = np.unique(codes // n, return_counts=True)
         common = distinct_keys[per_key > MAX_BUCKET]
-        q = query_keys[:, band]
+        # sorted queries: searchsorted then walks the index in order (cache-friendly)
+        q_order = np.argsort(query_keys[:, band])
+        q = query_keys[q_order, band]
         lo = np.searchsorted(keys_sorted, q, side="left")
         hi = np.searchsorted(keys_sorted, q, side="right")
         counts = hi - lo
@@ -122,7 +119,7 @@ def candidate_pairs(videos: Sequence[VideoHashes], max_distance: int) -> set[tup
         total = int(counts.sum())
         if total == 0:
             continue
-        q_rows = np.repeat(np.arange(len(q)), counts)
+        q_rows = np.repeat(q_order, counts)
         starts = np.repeat(lo - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         i_rows = order[starts + np.arange(total)]
         a, b = query_vid[q_rows], index_vid[i_rows]
