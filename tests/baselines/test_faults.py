@@ -112,14 +112,17 @@ def test_non_finite_features_are_skipped_with_their_reason(root: Path) -> None:
 
 
 def test_training_skips_and_reports_bad_values(root: Path, tmp_path: Path) -> None:
-    _with_nan(root / "cache" / "train-1-1" / LOGMEL_FILE)
+    for video_id in ("train-1-1", "val-0-0", "val-1-0"):  # the whole val split, too
+        _with_nan(root / "cache" / video_id / LOGMEL_FILE)
     config = load_config(TINY, {"optim.epochs": 1, "optim.batch_size": 2})
     result = fit(root / "variants", root, config, tmp_path / "run", device="cpu")
     assert result.skipped["train_corrupt"] == ["train-1-1"]
     assert result.history[0]["train"]["samples"] == 3
     doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert doc["skipped"]["corrupt_cache"] == ["train-1-1"]
+    assert doc["skipped"]["corrupt_cache"] == ["train-1-1", "val-0-0", "val-1-0"]
     assert "non-finite" in doc["skipped"]["reasons"]["train-1-1"]
+    # nothing left to validate on: reported as such, not a crash on a missing val loss
+    assert doc["epochs"][0]["val"]["n"] == 0 and doc["epochs"][0]["val_loss"] is None
 
 
 def test_a_non_finite_loss_stops_training_naming_the_step(root: Path, tmp_path: Path) -> None:

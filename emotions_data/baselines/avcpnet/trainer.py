@@ -269,7 +269,8 @@ def fit(
             criterion=criterion,
         )
         value = float(val_metrics[opt.select_metric])
-        val_loss = float(val_metrics["loss"])
+        # None when every val sample failed to load: such an epoch never wins a tie
+        val_loss = math.inf if val_metrics["loss"] is None else float(val_metrics["loss"])
         history.append({"train": train_stats, "val": val_metrics})
         # ties (frequent on a small val split) go to the lower val loss, not to the earliest
         # epoch, which kept an under-fitted first epoch as "best"
