@@ -56,7 +56,9 @@ else
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as whl:
     meta = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
-    print("\n".join(l for l in whl.read(meta).decode().splitlines() if l.startswith("Requires-Dist:")))
+    lines = whl.read(meta).decode().splitlines()
+    # the runtime requirements only: the extras (test, ...) are not installed here
+    print("\n".join(l for l in lines if l.startswith("Requires-Dist:") and "extra ==" not in l))
 PY
 )
     key=$({ cat "$CONSTRAINTS"; echo "$requires"; "$PY" -VV; } | sha256sum | cut -c1-16)
