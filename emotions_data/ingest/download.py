@@ -385,7 +385,8 @@ def download_one(task: DownloadTask) -> DownloadResult:
             },
         )
         # the next run adopts this file even if the driver dies before writing the manifest
-        atomic_write_text(done_record_path(root, task.url), json.dumps(result.to_record()))
+        record = json.dumps(result.to_record(), default=str)
+        atomic_write_text(done_record_path(root, task.url), record)
         return result
     except MediaError as exc:
         if is_environment_message(str(exc)):

@@ -136,3 +136,29 @@ def test_driver_killed_alone_takes_its_workers_and_the_rerun_fails_nothing(
     assert done.returncode == 0, done.stderr
     assert set(statuses(root).values()) == {"ok"}
     assert all(verified_record(root, vid, KEY) for vid in statuses(root))
+
+
+def test_rows_an_older_run_failed_for_a_full_disk_are_retried(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """Before this fix, a full disk left rows ``failed`` / ``other`` for good; they come back."""
+    import pandas as pd
+
+    from emotions_data.schema.io import read_manifest, write_manifest
+
+    root = tmp_path / "root"
+    shutil.copytree(prepared, root)
+    df = read_manifest(root / "videos.parquet", "videos").df
+    victim = df["video_id"].iloc[0]
+    df.loc[0, ["status", "error_kind", "error_message"]] = [
+        "failed",
+        "other",
+        "OSError: No space left on device",
+    ]
+    df.loc[0, ["normalized_path", "audio_path", "cache_path", "phash"]] = pd.NA
+    write_manifest(df, root / "videos.parquet", "videos")
+    done = cli("prepare", "--root", str(root), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert statuses(root)[victim] == "ok"
+    # its outputs were still intact: adopted from the completion record, not decoded again
+    assert f"prepared 0, already done {N_CLIPS}" in done.stdout
