@@ -600,7 +600,7 @@ def _prepare_locked(
 
     by_id = {str(r["video_id"]): r for r in book.rows}
     bar = _progress_bar(len(tasks), progress)
-    failed = 0
+    failed = finished = 0
     fault: PrepareResult | None = None
     results = run_tasks(
         prepare_one,
@@ -632,6 +632,7 @@ def _prepare_locked(
             row.update(values)
             book.flush()
             failed += res.status == "failed"
+            finished += 1
             bar.set_postfix(failed=failed, refresh=False)
             bar.update(1)
     except BaseException:
@@ -643,7 +644,7 @@ def _prepare_locked(
     if fault is not None:
         results.close()  # cancels what has not started; running items finish first
         book.flush(force=True)
-        left = len(tasks) - bar.n
+        left = len(tasks) - finished
         raise EnvironmentFault(
             f"prepare stopped: {fault.fault} (while preparing {fault.video_id}); no video was "
             f"marked failed for it: fix that and run prepare again ({left} video(s) left)"
