@@ -9,17 +9,21 @@ same parallelism (``--workers`` processes, single-threaded codecs):
 * prepare: all of it (probe, filters, sha256 + perceptual hash, normalise, audio, the training
   cache of 32 x 8 frames at 128 px and log-mel/MFCC features, the manifest).
 
-Prints videos per second per core for both and the ratio (goal: at least 0.9), plus the time
-of a second, idempotent prepare run. ``--executor ray`` also runs prepare on a local Ray
+Prints wall time, videos per second per core and CPU seconds (``getrusage`` of this process
+and its children: the ffmpeg processes and prepare's pool workers) for both, over
+``--rounds`` interleaved rounds (bare, then prepare, each round), with the ratios (goals:
+throughput at least 0.9 of the bare tools', CPU at most 1.10x theirs), plus the time of a
+second, idempotent prepare run. ``--executor ray`` also runs prepare on a local Ray
 instance with the same number of CPUs (started before the clock starts, as a cluster would
 be) and prints its ratio to the local pool (goal: at least 0.85).
 
-    .venv/bin/python benchmarks/prepare.py --clips 4 --workers 2 [--executor ray]
+    .venv/bin/python benchmarks/prepare.py --clips 4 --workers 2 --rounds 3 [--executor ray]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +37,15 @@ from emotions_data.ingest.prepare import PrepareConfig, prepare
 from emotions_data.schema.atomic import sha256_file
 from emotions_data.schema.io import write_manifest
 from emotions_data.testing.media import make_clip
+
+
+def cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its waited-for children."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def make_clips(folder: Path, n: int, duration: float) -> list[Path]:
@@ -113,6 +126,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--work", type=Path, help="Keep clips here between runs (default: temp).")
     parser.add_argument("--executor", choices=["local", "ray"], default="local")
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds (shared cores).")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
     conf = PrepareConfig()
@@ -122,17 +136,22 @@ def main() -> None:
         f"{len(clips)} clips 720x1280 30 fps {args.duration:g} s ready ({time.perf_counter() - t:.1f} s)"
     )
 
-    shutil.rmtree(work / "bare", ignore_errors=True)
-    bare_s = run_bare(clips, work / "bare", args.workers, conf)
+    bare_s = ours_s = bare_cpu = ours_cpu = 0.0
     root = work / "root"
-    shutil.rmtree(root, ignore_errors=True)
-    make_root(clips, root)
-    t = time.perf_counter()
-    summary = prepare(root, config=conf, workers=args.workers, progress=False)
-    ours_s = time.perf_counter() - t
-    assert summary.by_status.get("ok", 0) + summary.by_status.get("duplicate", 0) == len(clips), (
-        summary
-    )
+    for _ in range(args.rounds):
+        shutil.rmtree(work / "bare", ignore_errors=True)
+        c = cpu_s()
+        bare_s += run_bare(clips, work / "bare", args.workers, conf)
+        bare_cpu += cpu_s() - c
+        shutil.rmtree(root, ignore_errors=True)
+        make_root(clips, root)
+        t, c = time.perf_counter(), cpu_s()
+        summary = prepare(root, config=conf, workers=args.workers, progress=False)
+        ours_s += time.perf_counter() - t
+        ours_cpu += cpu_s() - c
+        assert summary.by_status.get("ok", 0) + summary.by_status.get("duplicate", 0) == len(
+            clips
+        ), summary
     t = time.perf_counter()
     again = prepare(root, config=conf, workers=args.workers, progress=False)
     again_s = time.perf_counter() - t
@@ -152,15 +171,24 @@ def main() -> None:
         prepare(ray_root, config=conf, workers=args.workers, progress=False, executor="ray")
         ray_s = time.perf_counter() - t
 
-    n, w = len(clips), args.workers
+    n, w = len(clips) * args.rounds, args.workers
     bare_rate, ours_rate = n / bare_s / w, n / ours_s / w
-    print(f"workers: {w} processes, codec threads per process: {conf.threads}")
-    print(f"{'':38} {'wall s':>8} {'videos/s/core':>14}")
-    print(f"{'bare ffprobe + ffmpeg':38} {bare_s:8.2f} {bare_rate:14.3f}")
-    print(f"{'emotions-data prepare (all of it)':38} {ours_s:8.2f} {ours_rate:14.3f}")
+    print(
+        f"workers: {w} processes, codec threads per process: {conf.threads}; {args.rounds} rounds"
+    )
+    print(f"{'':38} {'wall s':>8} {'videos/s/core':>14} {'CPU s':>8} {'CPU s/video':>12}")
+    print(
+        f"{'bare ffprobe + ffmpeg':38} {bare_s:8.2f} {bare_rate:14.3f} {bare_cpu:8.2f}"
+        f" {bare_cpu / n:12.2f}"
+    )
+    print(
+        f"{'emotions-data prepare (all of it)':38} {ours_s:8.2f} {ours_rate:14.3f} {ours_cpu:8.2f}"
+        f" {ours_cpu / n:12.2f}"
+    )
     if ray_s is not None:
         print(f"{'emotions-data prepare --executor ray':38} {ray_s:8.2f} {n / ray_s / w:14.3f}")
     print(f"ratio prepare / bare tools: {ours_rate / bare_rate:.2f} (goal >= 0.9)")
+    print(f"CPU prepare / bare tools: {ours_cpu / bare_cpu:.2f}x (goal <= 1.10)")
     if ray_s is not None:
         print(f"ratio ray / local pool: {ours_s / ray_s:.2f} (goal >= 0.85)")
     print(f"second (idempotent) prepare run: {again_s:.2f} s, processed {again.processed}")

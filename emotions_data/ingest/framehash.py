@@ -181,9 +181,24 @@ def _static_share(region: npt.NDArray[np.float32]) -> float:
     return float((change < _STATIC_LEVEL * typical).mean())
 
 
+def _both_sides(
+    x: npt.NDArray[np.float32], rows: npt.NDArray[np.float32], cols: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """``rows @ x[i] @ cols.T`` for every i of (N, h, w) ``x``, as two plain 2-D products.
+
+    numpy's stacked matmul of a sliced array runs its own loops, not BLAS: 10x slower here.
+    """
+    n, h, w = x.shape
+    a = np.ascontiguousarray(x).reshape(n * h, w) @ cols.T  # (N*h, c)
+    c = cols.shape[0]
+    a = np.ascontiguousarray(a.reshape(n, h, c).transpose(1, 0, 2)).reshape(h, n * c)
+    b = rows @ a  # (r, N*c)
+    return np.ascontiguousarray(b.reshape(rows.shape[0], n, c).transpose(1, 0, 2))
+
+
 def _dct_hash(x: npt.NDArray[Any]) -> npt.NDArray[np.uint64]:
     """(N, 64, 64) float -> (N, WORDS) uint64 hashes."""
-    coeffs = (_DCT @ x @ _DCT.T).reshape(len(x), -1)
+    coeffs = _both_sides(x, _DCT, _DCT).reshape(len(x), -1)
     bits = coeffs > np.median(coeffs, axis=1, keepdims=True)
     packed = np.packbits(bits, axis=1)  # (N, 32) uint8
     return np.ascontiguousarray(packed).view(np.dtype("<u8")).astype(np.uint64)
@@ -194,7 +209,7 @@ def hash_video(frames: npt.NDArray[np.uint8], fps: float = HASH_FPS) -> VideoHas
     if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[3] != 3:
         raise ValueError("hash_video needs at least one (H, W, 3) RGB frame")
     rgb = frames.astype(np.float32)
-    x = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    x = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
     n, height, width = x.shape
     top, bottom, left, right = content_box(x)
     box = x[:, top:bottom, left:right]
@@ -208,7 +223,7 @@ def hash_video(frames: npt.NDArray[np.uint8], fps: float = HASH_FPS) -> VideoHas
         ch, cw = max(8, round(bh * scale)), max(8, round(bw * scale))
         y0, x0 = (bh - ch) // 2, (bw - cw) // 2
         region = box[:, y0 : y0 + ch, x0 : x0 + cw]
-        small = _area_matrix(ch, _HASH_IN) @ region @ _area_matrix(cw, _HASH_IN).T
+        small = _both_sides(region, _area_matrix(ch, _HASH_IN), _area_matrix(cw, _HASH_IN))
         hashes[:, v] = _dct_hash(small)
         if v == 0:
             hashes[:, MIRROR] = _dct_hash(np.ascontiguousarray(small[:, :, ::-1]))
