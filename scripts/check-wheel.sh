@@ -41,7 +41,8 @@ listing=$("$BUILD_PY" -m zipfile -l "$wheel")
 for want in annotation/variants.yaml annotation/taxonomies/emotions6.yaml \
     annotation/protocols/emotions.yaml annotation/label_configs/emotions6.xml \
     baselines/configs/tiny.yaml baselines/configs/avcpnet.yaml configs/prepare.yaml \
-    configs/profiles/example.yaml scripts/labelstudio-requirements.txt; do
+    configs/profiles/example.yaml annotation/roster.example.csv \
+    scripts/labelstudio-requirements.txt; do
     grep -q "^emotions_data/bundled/$want " <<<"$listing" \
         || { log "the wheel lacks emotions_data/bundled/$want"; exit 1; }
 done

@@ -14,7 +14,7 @@ from emotions_data.schema.resources import BASELINES_DIR, BUNDLED_DIR, bundled_o
 CHECKOUT = Path(__file__).resolve().parents[2]
 #: top-level folder -> the files of it the package reads
 BUNDLED = {
-    "annotation": ("*.yaml", "*.xml"),
+    "annotation": ("*.yaml", "*.xml", "*.csv"),
     "baselines/configs": ("*.yaml",),
     "configs": ("*.yaml",),
     "scripts": ("labelstudio-requirements.txt",),
