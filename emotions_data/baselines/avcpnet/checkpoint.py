@@ -46,14 +46,20 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
+def torch_load(path: str | Path, missing: str, unreadable: str) -> Any:
+    """``torch.load`` of untrusted bytes (weights only) with one-line errors: ``{path}: {missing}``
+    for an absent file, ``{path}: {unreadable} (ExceptionType)`` for anything torch rejects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {missing}") from None
+    except Exception as exc:  # a truncated or foreign file raises several unrelated types
+        raise ConfigError(f"{path}: {unreadable} ({type(exc).__name__})") from None
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     source = str(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such checkpoint") from None
-    except Exception as exc:  # a truncated or foreign file raises several unrelated types
-        raise ConfigError(f"{source}: not a readable checkpoint ({type(exc).__name__})") from None
+    state = torch_load(path, "no such checkpoint", "not a readable checkpoint")
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
         raise ConfigError(f"{source}: not a baseline checkpoint (needs {', '.join(REQUIRED)})")
     return state

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from emotions_data.baselines.avcpnet.checkpoint import torch_load
 from emotions_data.schema.atomic import atomic_path
 from emotions_data.schema.errors import ConfigError
 
@@ -141,14 +142,8 @@ def _checked(
 
 
 def _load_state(path: str | Path) -> dict[str, Tensor]:
-    source = str(path)
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such weights file") from None
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise ConfigError(f"{source}: not a torch state dict ({type(exc).__name__})") from None
-    return _unwrap(raw, source)
+    raw = torch_load(path, "no such weights file", "not a torch state dict")
+    return _unwrap(raw, str(path))
 
 
 def visual_state(
