@@ -213,7 +213,10 @@ def hash_video(frames: npt.NDArray[np.uint8], fps: float = HASH_FPS) -> VideoHas
     n, height, width = x.shape
     top, bottom, left, right = content_box(x)
     box = x[:, top:bottom, left:right]
-    colour = rgb[:, top:bottom, left:right].mean(axis=(1, 2))  # (N, 3)
+    # (N, 3) mean colour; summed one axis at a time: a mean over axes (1, 2) of this strided
+    # view takes 15x longer (a third of the whole hash)
+    inside = rgb[:, top:bottom, left:right]
+    colour = inside.sum(axis=1).sum(axis=1) / float(inside.shape[1] * inside.shape[2])
     luma = colour @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     chroma = np.stack([colour[:, 0] - luma, colour[:, 2] - luma], axis=1).astype(np.float32)
     bh, bw = box.shape[1:]
