@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="Keep clips here between runs (default: temp).")
     parser.add_argument("--executor", choices=["local", "ray"], default="local")
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds (shared cores).")
+    parser.add_argument("--json", type=Path, help="Also write the figures to this JSON file.")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
     conf = PrepareConfig()
@@ -215,6 +216,19 @@ def main() -> None:
     print(f"ratio prepare / bare tools: {ours_rate / bare_rate:.2f} (goal >= 0.9)")
     print(f"CPU prepare / bare tools, whole processes: {ours_cpu / bare_cpu:.3f}x (goal <= 1.10)")
     print(f"CPU prepare / bare tools, per video (one-off start-up left out): {per_video:.3f}x")
+    if args.json:
+        figures = {
+            "clips": len(clips),
+            "rounds": args.rounds,
+            "workers": w,
+            "bare": {"wall_s": bare_s, "cpu_s": bare_cpu},
+            "prepare": {"wall_s": ours_s, "cpu_s": ours_cpu},
+            "prepare_nothing_to_do": {"wall_s": again_s, "cpu_s": again_cpu},
+            "throughput_ratio": ours_rate / bare_rate,
+            "cpu_ratio": ours_cpu / bare_cpu,
+            "cpu_ratio_per_video": per_video,
+        }
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
     if local_s is not None and ray_s is not None:
         print(f"in this process: local pool {local_s:.2f} s, ray {ray_s:.2f} s")
         print(f"ratio ray / local pool: {local_s / ray_s:.2f} (goal >= 0.85)")

@@ -1,0 +1,39 @@
+"""benchmarks/prepare.py runs at a small size, so the benchmark cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "prepare.py"
+
+
+@pytest.mark.slow
+def test_prepare_benchmark_measures_both_sides(tmp_path: Path) -> None:
+    figures = tmp_path / "figures.json"
+    args = [sys.executable, str(BENCHMARK), "--clips", "2", "--rounds", "1", "--duration", "2"]
+    out = subprocess.run(
+        [*args, "--work", str(tmp_path / "work"), "--json", str(figures)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(figures.read_text())
+    # the benchmark itself asserts both clips came out ok and the second run did nothing
+    assert got["clips"] == 2 and got["rounds"] == 1
+    for side in ("bare", "prepare", "prepare_nothing_to_do"):
+        assert got[side]["wall_s"] > 0 and got[side]["cpu_s"] > 0, side
+    # a run that prepares costs more than one with nothing to do, and the per-video ratio
+    # leaves that one-off start-up out
+    assert got["prepare"]["cpu_s"] > got["prepare_nothing_to_do"]["cpu_s"]
+    assert got["cpu_ratio"] == pytest.approx(got["prepare"]["cpu_s"] / got["bare"]["cpu_s"])
+    assert got["cpu_ratio_per_video"] < got["cpu_ratio"]
+    assert "CPU prepare / bare tools, whole processes:" in out.stdout
+    # the clips were kept under --work: a second run reuses them
+    assert len(list((tmp_path / "work" / "clips").glob("*.mp4"))) == 2
