@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +153,34 @@ def test_docs_regenerates_examples(tmp_path: Path) -> None:
 def test_version(command: list[str]) -> None:
     result = CliRunner().invoke(main, command)
     assert result.exit_code == 0 and "0.1.0" in result.output
+
+
+def _openblas_threads(cli_args: list[str] | None) -> int:
+    """OpenBLAS's thread count in a fresh process, after ``emotions-data CLI_ARGS`` (or after a
+    plain numpy import when None)."""
+    code = (
+        "import os, sys\n"
+        "os.environ.pop('OPENBLAS_NUM_THREADS', None)\n"
+        "from click.testing import CliRunner\n"
+        "from emotions_data.cli import main\n"
+        f"args = {cli_args!r}\n"
+        "if args is None:\n"
+        "    import numpy\n"
+        "else:\n"
+        "    CliRunner().invoke(main, args)\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print([i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    counts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert counts, f"numpy's OpenBLAS not found: {out.stdout}"
+    return int(counts[0])
+
+
+def test_prepare_starts_one_blas_thread(tmp_path: Path) -> None:
+    """prepare's workers are its parallelism: every OpenBLAS thread started in the driver and in
+    each forked worker spins about 0.1 s of CPU before it sleeps (benchmarks/prepare.py)."""
+    if (os.cpu_count() or 1) > 1:  # the control: numpy alone starts one per core
+        assert _openblas_threads(None) > 1
+    # the root does not exist: the command fails after loading numpy, which is all it takes
+    assert _openblas_threads(["prepare", "--root", str(tmp_path / "missing")]) == 1
