@@ -22,7 +22,7 @@ does. ``--executor ray`` also runs prepare in this process on a local Ray instan
 same number of CPUs (started before the clock starts, as a cluster would be) and prints its
 ratio to the local pool in this process (goal: at least 0.85).
 
-    .venv/bin/python benchmarks/prepare.py --clips 12 --workers 2 --rounds 2 [--executor ray]
+    .venv/bin/python benchmarks/prepare.py --clips 12 --workers 2 --rounds 3 [--executor ray]
 """
 
 from __future__ import annotations
