@@ -22,7 +22,11 @@ does. ``--executor ray`` also runs prepare in this process on a local Ray instan
 same number of CPUs (started before the clock starts, as a cluster would be) and prints its
 ratio to the local pool in this process (goal: at least 0.85).
 
-    .venv/bin/python benchmarks/prepare.py --clips 12 --workers 2 --rounds 3 [--executor ray]
+``--profile`` then runs one worker alone over the clips and prints, per video, prepare's own
+CPU per step and its ffmpeg's next to the bare tools' (where the difference goes).
+
+    .venv/bin/python benchmarks/prepare.py --clips 12 --workers 2 --rounds 3 [--profile]
+    [--executor ray]
 """
 
 from __future__ import annotations
@@ -138,6 +142,73 @@ def prepare_process(root: Path, workers: int, summary: Path) -> dict[str, object
     return result
 
 
+#: prepare_one's steps whose own CPU ``--profile`` reports (names in ingest.prepare).
+PROFILED = ("probe", "run_pass", "_cache_arrays", "hash_video", "write_cache", "write_record")
+
+
+def _child_cpu_s() -> float:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+def profile_worker(clips: list[Path], root: Path, conf: PrepareConfig) -> dict[str, float]:
+    """CPU ms per video of one pool-like worker (forked, set up as the pool does; its first
+    video, which pays one-off costs, left out): prepare's own Python per step, and its ffmpeg
+    and ffprobe children. Runs ``prepare_one`` on the clips one after another."""
+    import os
+
+    import emotions_data.ingest.prepare as steps
+    from emotions_data.ingest.executors import _init_worker
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: time each step with process_time (this process only)
+        os.close(read_fd)
+        _init_worker(os.getppid())
+        spent = dict.fromkeys(PROFILED, 0.0)
+
+        def timed(name: str) -> None:
+            step = getattr(steps, name)
+
+            def run(*a: object, **k: object) -> object:
+                t = time.process_time()
+                try:
+                    return step(*a, **k)
+                finally:
+                    spent[name] += time.process_time() - t
+
+            setattr(steps, name, run)
+
+        for name in PROFILED:
+            timed(name)
+        own = tools = 0.0
+        for i, clip in enumerate(clips):
+            if i == 1:
+                spent = dict.fromkeys(PROFILED, 0.0)
+            t, c = time.process_time(), _child_cpu_s()
+            task = steps.PrepareTask(
+                video_id=f"bench-{clip.stem}",
+                root=str(root),
+                media_path=f"media/bench/{clip.name}",
+                config=conf,
+            )
+            assert steps.prepare_one(task).status == "ok"
+            if i >= 1:
+                own, tools = own + time.process_time() - t, tools + _child_cpu_s() - c
+        n = len(clips) - 1
+        found = {f"own: {k}": 1000 * v / n for k, v in spent.items()}
+        found |= {"own: all": 1000 * own / n, "ffmpeg + ffprobe": 1000 * tools / n}
+        os.write(write_fd, json.dumps(found).encode())
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        found = json.loads(pipe.read() or b"{}")
+    os.waitpid(pid, 0)
+    if not found:
+        raise SystemExit("the profiled worker failed")
+    return {k: float(v) for k, v in found.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=12)
@@ -147,6 +218,12 @@ def main() -> None:
     parser.add_argument("--executor", choices=["local", "ray"], default="local")
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds (shared cores).")
     parser.add_argument("--json", type=Path, help="Also write the figures to this JSON file.")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="Then profile one worker: prepare's own CPU per step and its ffmpeg's, per video, "
+        "next to the bare tools' (one process after another, all clips).",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
     conf = PrepareConfig()
@@ -216,6 +293,18 @@ def main() -> None:
     print(f"ratio prepare / bare tools: {ours_rate / bare_rate:.2f} (goal >= 0.9)")
     print(f"CPU prepare / bare tools, whole processes: {ours_cpu / bare_cpu:.3f}x (goal <= 1.10)")
     print(f"CPU prepare / bare tools, per video (one-off start-up left out): {per_video:.3f}x")
+    profile: dict[str, float] = {}
+    if args.profile and len(clips) > 1:
+        shutil.rmtree(work / "bare", ignore_errors=True)
+        c = cpu_s()
+        run_bare(clips[1:], work / "bare", 1, conf)
+        bare_ms = 1000 * (cpu_s() - c) / (len(clips) - 1)
+        shutil.rmtree(root, ignore_errors=True)
+        make_root(clips, root)
+        profile = profile_worker(clips, root, conf) | {"bare ffmpeg + ffprobe": bare_ms}
+        print(f"one worker, CPU ms per video ({len(clips) - 1} videos after its first):")
+        for name, ms in sorted(profile.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:28} {ms:8.1f}")
     if args.json:
         figures = {
             "clips": len(clips),
@@ -227,6 +316,7 @@ def main() -> None:
             "throughput_ratio": ours_rate / bare_rate,
             "cpu_ratio": ours_cpu / bare_cpu,
             "cpu_ratio_per_video": per_video,
+            "profile_ms_per_video": profile,
         }
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
     if local_s is not None and ray_s is not None:

@@ -17,7 +17,7 @@ def test_prepare_benchmark_measures_both_sides(tmp_path: Path) -> None:
     figures = tmp_path / "figures.json"
     args = [sys.executable, str(BENCHMARK), "--clips", "2", "--rounds", "1", "--duration", "2"]
     out = subprocess.run(
-        [*args, "--work", str(tmp_path / "work"), "--json", str(figures)],
+        [*args, "--work", str(tmp_path / "work"), "--json", str(figures), "--profile"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -35,5 +35,11 @@ def test_prepare_benchmark_measures_both_sides(tmp_path: Path) -> None:
     assert got["cpu_ratio"] == pytest.approx(got["prepare"]["cpu_s"] / got["bare"]["cpu_s"])
     assert got["cpu_ratio_per_video"] < got["cpu_ratio"]
     assert "CPU prepare / bare tools, whole processes:" in out.stdout
+    # the profile splits one worker's CPU into its steps and its ffmpeg's
+    profile = got["profile_ms_per_video"]
+    assert profile["ffmpeg + ffprobe"] > 0 and profile["bare ffmpeg + ffprobe"] > 0
+    steps = [v for k, v in profile.items() if k.startswith("own: ") and k != "own: all"]
+    assert len(steps) == 6 and all(v >= 0 for v in steps)
+    assert sum(steps) <= profile["own: all"] * 1.01
     # the clips were kept under --work: a second run reuses them
     assert len(list((tmp_path / "work" / "clips").glob("*.mp4"))) == 2
