@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,25 @@ def init_distributed(device_name: str | None) -> tuple[DistInfo, torch.device]:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return DistInfo(rank=rank, world=world, local_rank=local_rank), device
+
+
+@contextmanager
+def process_group(device_name: str | None) -> Iterator[tuple[DistInfo, torch.device]]:
+    """``init_distributed`` for the length of a run; the group it joined is left on success.
+
+    Without ``destroy_process_group`` gloo's worker threads are still joinable when the
+    interpreter exits, and a rank could die of ``terminate called without an active
+    exception`` (SIGABRT) after its work was done. All ranks meet at a barrier first so none
+    tears its connections down while another is still in a collective. On an exception the
+    group is left as it is: destroying it while other ranks wait in a collective would hang
+    them, and torchrun ends the job anyway.
+    """
+    joined = not dist.is_initialized()
+    info, device = init_distributed(device_name)
+    yield info, device
+    if joined and info.distributed:
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) -> list[float]:

@@ -40,7 +40,7 @@ from emotions_data.baselines.avcpnet.data import (
 from emotions_data.baselines.avcpnet.distributed import (
     DistInfo,
     barrier,
-    init_distributed,
+    process_group,
 )
 from emotions_data.baselines.avcpnet.epoch import (
     evaluate,
@@ -170,9 +170,38 @@ def fit(
     ``stop_after_epochs`` ends this run early (as a pre-empted job would); ``resume`` continues
     with the checkpoint's own config and seed.
     """
+    with process_group(device) as (info, dev):
+        return _fit(
+            info,
+            dev,
+            variant,
+            root,
+            config,
+            out,
+            resume=resume,
+            visual_weights=visual_weights,
+            seed=seed,
+            stop_after_epochs=stop_after_epochs,
+            progress=progress,
+        )
+
+
+def _fit(
+    info: DistInfo,
+    dev: torch.device,
+    variant: str | Path,
+    root: str | Path,
+    config: BaselineConfig | str | Path | None,
+    out: str | Path,
+    *,
+    resume: str | Path | None,
+    visual_weights: str | Path | None,
+    seed: int,
+    stop_after_epochs: int | None,
+    progress: bool,
+) -> FitResult:
     if not isinstance(config, BaselineConfig):
         config = load_config(config)
-    info, dev = init_distributed(device)
     out = Path(out)
     state: dict[str, Any] | None = None
     if resume is not None:
@@ -406,7 +435,23 @@ def evaluate_checkpoint(
 
     ``variant`` and ``root`` default to the ones the checkpoint was trained on.
     """
-    info, dev = init_distributed(device)
+    with process_group(device) as (info, dev):
+        return _evaluate_checkpoint(
+            info, dev, checkpoint, variant, root, split=split, out=out, progress=progress
+        )
+
+
+def _evaluate_checkpoint(
+    info: DistInfo,
+    dev: torch.device,
+    checkpoint: str | Path,
+    variant: str | Path | None,
+    root: str | Path | None,
+    *,
+    split: str,
+    out: str | Path | None,
+    progress: bool,
+) -> dict[str, Any]:
     state = load_checkpoint(checkpoint)
     recorded = state.get("data") or {}
     variant = variant if variant is not None else recorded.get("variant")
