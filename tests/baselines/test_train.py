@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from emotions_data.baselines.avcpnet.trainer import fit
 from emotions_data.cli import main
 from emotions_data.schema.cache import MFCC_FILE
 from tests.baselines.synthetic import synthetic_dataset
+from tests.baselines.torchrun import torchrun
 
 TINY = Path(__file__).parents[2] / "baselines" / "configs" / "tiny.yaml"
 # two epochs of three optimizer steps each (18 clips, micro-batch 4, accumulation 2)
@@ -220,28 +220,9 @@ def test_ddp_two_gloo_processes_match_single_process(
         "--set",
         "optim.accumulation=2",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     config = load_config(TINY, FAST)
     fit(manifest, root, config, tmp_path / "single", device="cpu", seed=0)
-    ddp = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            str(script),
-            *args,
-            "--out",
-            str(tmp_path / "ddp"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    ddp = torchrun(str(script), *args, "--out", str(tmp_path / "ddp"))
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     one = json.loads((tmp_path / "single" / "metrics.json").read_text())
     two = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
