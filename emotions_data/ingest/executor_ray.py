@@ -23,13 +23,21 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
+from emotions_data.ingest.executors import keep_freed_memory
 from emotions_data.schema.errors import ConfigError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+_worker_ready = False  # per Ray worker process: keep_freed_memory has run here
+
+
 def _apply(fn: Callable[[Any], Any], row: dict[str, Any]) -> dict[str, Any]:
+    global _worker_ready
+    if not _worker_ready:  # as the local pool's initializer does, once per worker process
+        keep_freed_memory()
+        _worker_ready = True
     # records travel pickled: Arrow columns of bytes, whatever the record's fields are
     return {"result": pickle.dumps(fn(pickle.loads(row["task"])))}
 

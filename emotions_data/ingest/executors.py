@@ -50,6 +50,26 @@ _KEEP_FREED_BYTES = 256 * 2**20
 _HEAP_ARRAYS_UP_TO = 64 * 2**20
 
 
+def keep_freed_memory() -> bool:
+    """Have glibc keep the memory an item frees for the next item; False where not glibc.
+
+    Each item allocates and frees tens of MB of arrays (frames, spectrograms); by default
+    glibc hands those pages back to the kernel at once, and every item then pays page faults
+    to get them again: measured 25 % of prepare's own Python CPU per video. A worker only ever
+    runs one item at a time, so keeping them costs one item's memory. Called once per worker
+    process (the local pool's initializer, a Ray worker's first item).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:  # musl and others: their allocators keep their own counsel
+        return False
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, _HEAP_ARRAYS_UP_TO)
+        and mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+    )
+
+
 def _init_worker(driver_pid: int) -> None:
     """Pool worker initializer: drop the inherited root lock; die when the driver dies; keep
     freed memory for the next item."""
@@ -57,15 +77,7 @@ def _init_worker(driver_pid: int) -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # Each item allocates and frees tens of MB of arrays (frames, spectrograms); by default
-        # glibc hands those pages back to the kernel at once, and every item then pays page
-        # faults to get them again: measured 25 % of prepare's own Python CPU per video. A
-        # worker only ever runs one item at a time, so keeping them costs one item's memory.
-        # mallopt is glibc's (it returns 0, harmlessly, where it is not understood).
-        mallopt = getattr(libc, "mallopt", None)
-        if mallopt is not None:
-            mallopt(_M_MMAP_THRESHOLD, _HEAP_ARRAYS_UP_TO)
-            mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+    keep_freed_memory()
     if os.getppid() != driver_pid:  # the driver died before the line above took effect
         os._exit(1)
 

@@ -15,6 +15,7 @@ from emotions_data.ingest.mediapass import normalised_size, output_fps, tsn_indi
 from emotions_data.ingest.prepare import PrepareConfig, load_prepare_config
 from emotions_data.ingest.profiles import load_profile, redact
 from emotions_data.schema.errors import ConfigError
+from emotions_data.testing.malloc import large_block_from_heap
 
 
 def test_audio_features_match_torchaudio() -> None:
@@ -156,3 +157,12 @@ def test_executors_run_every_task_once() -> None:
     assert [v for _, v in capped] == [0, 1, 4, 9]
     with pytest.raises(ConfigError, match="unknown executor"):
         list(run_tasks(_pid_and_value, [1], executor="dask"))
+
+
+def test_pool_workers_keep_freed_memory() -> None:
+    # glibc maps a 48 MiB block on its own and unmaps it when freed, so every video paid page
+    # faults for its arrays again; a pool worker takes such blocks from the heap and keeps them
+    if large_block_from_heap() is None:
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+    assert large_block_from_heap() is False  # this process: glibc's default
+    assert list(run_tasks(large_block_from_heap, range(2), workers=2)) == [True, True]
