@@ -31,8 +31,9 @@ class _Mallinfo2(ctypes.Structure):
 
 def large_block_from_heap(_: object = None) -> bool | None:
     """Whether a PROBE_BYTES malloc in this process comes from the heap rather than its own
-    mmap (None where this is not glibc >= 2.33). Takes and ignores one argument, so it can run
-    as a task of ``run_tasks``."""
+    mmap; None where that cannot tell (not glibc >= 2.33, or the heap already holds that
+    much free memory, which serves the block whatever the threshold). Takes and ignores one
+    argument, so it can run as a task of ``run_tasks``."""
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(None)
@@ -43,8 +44,11 @@ def large_block_from_heap(_: object = None) -> bool | None:
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
-    mapped_before = mallinfo2().hblkhd
+    libc.malloc_trim(0)  # give back the free top of the heap: the block must come anew
+    before = mallinfo2()
+    if before.fordblks >= PROBE_BYTES:  # a free chunk may be big enough: no answer
+        return None
     block = libc.malloc(PROBE_BYTES)
-    mapped = mallinfo2().hblkhd - mapped_before
+    mapped = mallinfo2().hblkhd - before.hblkhd
     libc.free(block)
     return bool(mapped < PROBE_BYTES)

@@ -114,7 +114,7 @@ def test_ray_matches_local_and_survives_a_killed_worker(
         address=None,
         max_retries=0,
     )
-    assert list(kept) == [True, True] or large_block_from_heap() is None
+    assert False not in list(kept)  # None: the probe cannot tell on this worker's heap
     assert summary.processed == 7
     # the killed item was retried by Ray: same rows, nothing lost or doubled
     pd.testing.assert_frame_equal(_manifest(tmp_path / "local"), _manifest(tmp_path / "ray"))
