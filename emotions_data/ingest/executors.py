@@ -77,9 +77,9 @@ def _init_worker(driver_pid: int) -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    keep_freed_memory()
-    if os.getppid() != driver_pid:  # the driver died before the line above took effect
+    if os.getppid() != driver_pid:  # the driver died before the prctl took effect
         os._exit(1)
+    keep_freed_memory()
 
 
 def check_executor(name: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from emotions_data.ingest.executor_ray import run_on_ray
 from emotions_data.ingest.fetch import fetch
 from emotions_data.ingest.prepare import prepare
 from emotions_data.schema.io import read_manifest
@@ -103,8 +104,6 @@ def test_ray_matches_local_and_survives_a_killed_worker(
         killer.join()
     assert killed, "no Ray worker was caught running a task"
     # Ray's workers keep freed memory for the next item, as the local pool's do
-    from emotions_data.ingest.executor_ray import run_on_ray
-
     kept = run_on_ray(
         large_block_from_heap,
         [0, 1],
