@@ -27,6 +27,18 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
         chromium chromium-driver >/dev/null
 fi
 
+# PostgreSQL from Debian, for lab rounds on `annotate server start --db postgres` (each root
+# runs a cluster of its own with these binaries; no system-wide cluster is made or started).
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+    log "installing Debian postgresql (lab server database)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        postgresql >/dev/null
+fi
+
 # 2. The project venv with the test and distributed (Ray) extras. pip (not uv) because pip takes torch from the machine's local wheel store.
 VENV="$ROOT/.venv"
 want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" "$ROOT/scripts/constraints.txt" | sha256sum | cut -c1-16)

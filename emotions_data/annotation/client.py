@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from emotions_data.annotation.server import Server
+from emotions_data.annotation.endpoint import Server, http_client
 from emotions_data.schema.errors import ServiceError
 
 #: E-mail domain of the Label Studio accounts made for roster annotators.
@@ -50,8 +50,12 @@ class Client:
         from label_studio_sdk import LabelStudio
 
         self.server = server
+        # one httpx client for the SDK and our own calls: the same TLS trust and time-out
+        self.http = http_client(
+            server.url, server.token, certfile=server.certfile, timeout=timeout_s
+        )
         self.ls: Any = LabelStudio(  # type: ignore[no-untyped-call]
-            base_url=server.url, api_key=server.token, timeout=timeout_s
+            base_url=server.url, api_key=server.token, timeout=timeout_s, httpx_client=self.http
         )
         self._org: int | None = None
 
@@ -109,12 +113,7 @@ class Client:
         import httpx
 
         try:
-            resp = httpx.post(
-                self.server.url.rstrip("/") + "/emotions-data/accounts",
-                json={"accounts": accounts},
-                headers={"Authorization": f"Token {self.server.token}"},
-                timeout=300.0,
-            )
+            resp = self.http.post("/emotions-data/accounts", json={"accounts": accounts})
         except (httpx.TransportError, OSError) as exc:
             raise ServiceError(
                 f"Label Studio at {self.server.url} is unreachable while setting accounts "
@@ -194,6 +193,9 @@ class Client:
 
     def export_tasks(self, project_id: int, poll_s: float = 0.2, timeout_s: float = 600) -> Any:
         """All tasks of the project with their annotations, from an export snapshot (JSON)."""
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
         with _api(self.server, f"exporting project {project_id}"):
             export = self.ls.projects.exports.create(project_id, title="emotions-data pull")
             export_id = int(export.id)
@@ -211,8 +213,9 @@ class Client:
             data = b"".join(
                 self.ls.projects.exports.download(project_id, export_id, export_type="JSON")
             )
-            # Snapshots are files on the server: do not let repeated pulls pile them up.
-            with contextlib.suppress(Exception):
+            # Snapshots are files on the server: do not let repeated pulls pile them up. One left
+            # behind costs disk space, never data, so a failed delete does not fail the pull.
+            with contextlib.suppress(ApiError, httpx.TransportError):
                 self.ls.projects.exports.delete(project_id, export_id)
         try:
             return json.loads(data)

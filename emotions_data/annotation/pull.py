@@ -16,7 +16,7 @@ import pandas as pd
 
 from emotions_data.annotation.client import USER_DOMAIN, Client
 from emotions_data.annotation.exports import ParseReport, load_export_file, parse_export
-from emotions_data.annotation.localdb import database_path, read_project_tasks
+from emotions_data.annotation.localdb import local_database, read_project_tasks
 from emotions_data.annotation.progress import TaskShort, under_judged
 from emotions_data.annotation.protocol import Protocol
 from emotions_data.annotation.recovery import recover_state
@@ -165,7 +165,7 @@ def read_stage(
         raise ConfigError(f"stage {stage.name!r} has no Label Studio project yet; push it first")
     if via not in VIA:
         raise ConfigError(f"--via {via!r} is not allowed; allowed: {', '.join(VIA)}")
-    db = database_path(server.data_dir) if via != "api" else None
+    db = local_database(server.data_dir) if via != "api" else None
     if via == "database" and db is None:
         raise ConfigError("--via database needs the embedded server (no database for this server)")
     # Accounts made by ``push`` carry the annotator id in their e-mail: the state may lag.

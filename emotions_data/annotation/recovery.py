@@ -23,7 +23,7 @@ from typing import Any
 
 from emotions_data.annotation.client import USER_DOMAIN, Client, _api
 from emotions_data.annotation.exports import video_id_from_data
-from emotions_data.annotation.localdb import database_path, read_project_tasks
+from emotions_data.annotation.localdb import local_database, read_project_tasks
 from emotions_data.annotation.server import Server, server_dir
 from emotions_data.annotation.server_setup import DATA_DIR
 from emotions_data.annotation.state import State, project_key
@@ -111,7 +111,7 @@ def managed_projects(client: Client) -> list[ManagedProject]:
 
 def project_tasks(client: Client, server: Server, project_id: int) -> dict[str, int]:
     """video_id -> task id (the first, if a video has several) of a project's tasks."""
-    db = database_path(server.data_dir)
+    db = local_database(server.data_dir)
     tasks: Any = (
         read_project_tasks(db, project_id) if db is not None else client.export_tasks(project_id)
     )

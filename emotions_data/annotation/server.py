@@ -1,97 +1,113 @@
-"""The embedded Label Studio server: start from the migrated template, stop, status.
+"""The embedded Label Studio server of a root: start, stop, status.
 
-Everything lives under ``ROOT/labelstudio/``: ``data/`` (SQLite, media, exports), ``token``
-(mode 0600, the admin API token, never printed), ``admin.json`` (mode 0600), ``server.json``
-(pid, port, url) and ``server.lock``. Label Studio silently moves to port+1 when its port is taken,
-so the port is chosen free by us and the answer is verified with our own token before the server
-is declared up.
+Everything lives under ``ROOT/labelstudio/``: ``data/`` (media, exports, the SQLite database when
+SQLite is used), ``postgres/`` (the root's PostgreSQL cluster, ``--db postgres``),
+``database.json`` (which database), ``token`` and ``admin.json`` (mode 0600, the admin's
+secrets, never printed; see ``server_data.py``), ``server.json`` (pids, port, url),
+``server.log`` and ``server.lock``.
 
-Every root gets its own secrets when its data folder is made from the template: the admin
-password and API token, Django's ``SECRET_KEY`` (which signs sessions and JWTs) and the
-organization's invite token, so knowing one root's secrets (or the template's) opens no other.
-The server process inherits ``server.lock`` (an ``flock``), so the lock lives exactly as long as
-the server: a second start finds it held and reports the running one instead of starting a second
-server on the same SQLite.
+Label Studio runs under gunicorn (a production WSGI server) from its own venv: a master that
+forks ``--workers`` processes of ``--threads`` threads each from one loaded copy of the app
+(``--preload``), restarts a worker that dies, and on SIGTERM lets the requests in flight finish
+(graceful stop). Static assets are served by WhiteNoise ahead of Django
+(``ls_plugin/emotions_data_ls_wsgi.py``). ``wsgi="runserver"`` starts Label Studio's own
+development server instead (one process; kept to compare against, ``benchmarks/lab_load.py``).
+
+The server is hardened at start-up by our settings module (``ls_plugin/``): annotators reach only
+the projects ``access.json`` grants, in every worker (each re-reads the file when it changes).
+The port is chosen free by us and the answer is verified with our own token before the server is
+declared up. The server process inherits ``server.lock`` (an ``flock``), so the lock lives
+exactly as long as the server: a second start finds it held and reports the running one.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
-import hashlib
 import ipaddress
 import itertools
 import json
 import os
-import secrets
-import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from emotions_data.annotation.server_setup import (
-    ADMIN_FILE,
-    CURRENT,
-    DATA_DIR,
-    cache_dir,
-    clean_env,
+from emotions_data.annotation.database import (
+    Database,
+    cluster,
+    record_database,
+    recorded_database,
 )
+from emotions_data.annotation.endpoint import Server, whoami
+from emotions_data.annotation.server_data import (
+    PLUGIN_DIR,
+    PLUGIN_SETTINGS,
+    TOKEN_FILE,
+    prepare_postgres,
+    prepare_sqlite,
+    read_token,
+    server_env,
+)
+from emotions_data.annotation.server_setup import ADMIN_FILE, CURRENT, DATA_DIR, cache_dir
 from emotions_data.schema.atomic import atomic_write_text
-from emotions_data.schema.errors import ServiceError
+from emotions_data.schema.errors import ConfigError, ServiceError
+
+__all__ = [
+    "ACCESS_FILE",
+    "ADMIN_FILE",
+    "LS_HOME",
+    "PLUGIN_DIR",
+    "PLUGIN_SETTINGS",
+    "SERVER_DIR",
+    "TOKEN_FILE",
+    "Server",
+    "connect",
+    "default_workers",
+    "free_port",
+    "is_loopback",
+    "is_root_server",
+    "port_is_free",
+    "prepare_data",
+    "server_dir",
+    "server_health",
+    "server_status",
+    "start_server",
+    "stop_server",
+    "whoami",
+]
 
 #: Where ``emotions-data setup`` installs the Label Studio venv and template.
 LS_HOME = cache_dir() / "labelstudio" / CURRENT
 SERVER_DIR = "labelstudio"
-TOKEN_FILE = "token"
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 LOCK_FILE = "server.lock"
-#: New secrets being given to an existing database (see ``_prepare_data``).
-PENDING_SECRETS_FILE = "admin.next.json"
+PID_FILE = "gunicorn.pid"
 #: The blinding policy the hardened server enforces (see ``annotation/blinding.py``).
 ACCESS_FILE = "access.json"
-#: Our Django settings module and middleware, loaded into the embedded server at start-up.
-PLUGIN_DIR = Path(__file__).resolve().parent / "ls_plugin"
-PLUGIN_SETTINGS = "emotions_data_ls_settings"
-#: Django 5.2's default PBKDF2 work factor (a lower one would be re-hashed at the first login).
-PBKDF2_ITERATIONS = 1_000_000
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
-
-
-@dataclass(frozen=True)
-class Server:
-    """Where a Label Studio answers and how to authenticate (the token is never printed)."""
-
-    url: str
-    token: str
-    pid: int | None = None
-    data_dir: Path | None = None
-    #: Folder of the Local Storage connection that serves local media (embedded server only).
-    media_root: Path | None = None
-    #: The address people open in a browser (``--host``); ``url`` is the local one we use.
-    public_url: str | None = None
-    #: ``start_server`` found this server already running instead of starting it.
-    already_running: bool = False
-
-    @property
-    def identity(self) -> str:
-        """What ids are bound to: the data folder of an embedded server (its port changes on
-        every start), else the URL."""
-        return str(self.data_dir.resolve()) if self.data_dir is not None else self.url.rstrip("/")
-
-    def __repr__(self) -> str:  # keep the token out of logs and tracebacks
-        return f"Server(url={self.url!r}, pid={self.pid})"
+WSGI = ("gunicorn", "runserver")
+#: Threads per gunicorn worker: requests wait on the database and on the disk as often as
+#: they compute, so a worker serves a few at once without adding a process.
+THREADS = 4
+#: A worker that holds a request this long is restarted (an export of a large project is the
+#: slowest call the toolkit makes; it polls, so no single request lasts long).
+WORKER_TIMEOUT_S = 300
+#: Requests in flight at a stop get this long to finish.
+GRACEFUL_S = 30
 
 
 def server_dir(root: Path) -> Path:
     return Path(root) / SERVER_DIR
+
+
+def default_workers() -> int:
+    """gunicorn's advice, ``2 x cores + 1``, from the cores this process may use."""
+    return 2 * len(os.sched_getaffinity(0)) + 1
 
 
 def is_loopback(host: str) -> bool:
@@ -108,11 +124,11 @@ def _local_address(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def _public_url(host: str, port: int) -> str:
+def _public_url(host: str, port: int, scheme: str = "http") -> str:
     name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
     if ":" in name:  # an IPv6 literal
         name = f"[{name}]"
-    return f"http://{name}:{port}"
+    return f"{scheme}://{name}:{port}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -145,196 +161,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def whoami(url: str, token: str, timeout: float = 5.0) -> dict[str, object]:
-    """The user the token belongs to; raises ``ServiceError`` when the server does not answer."""
-    req = urllib.request.Request(
-        url.rstrip("/") + "/api/current-user/whoami",
-        headers={"Authorization": f"Token {token}"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            data = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise ServiceError(f"Label Studio at {url} refused the token (HTTP {exc.code})") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ServiceError(f"Label Studio at {url} is unreachable ({reason})") from None
-    if not isinstance(data, dict):
-        raise ServiceError(f"Label Studio at {url} gave an unexpected whoami answer")
-    return data
-
-
-def _read_state(root: Path) -> dict[str, object] | None:
-    path = server_dir(root) / STATE_FILE
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_secret(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-    os.chmod(path, 0o600)
-
-
-def _django_password_hash(password: str) -> str:
-    """The hash Django 5.2 stores for ``password`` (``pbkdf2_sha256``), made without Django."""
-    salt = secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), PBKDF2_ITERATIONS)
-    encoded = base64.b64encode(digest).decode("ascii").strip()
-    return f"pbkdf2_sha256${PBKDF2_ITERATIONS}${salt}${encoded}"
-
-
-def _new_secrets() -> dict[str, object]:
-    return {
-        "password": secrets.token_urlsafe(18),
-        "token": secrets.token_hex(20),
-        "invite_token": secrets.token_urlsafe(30),
-        "secret_key": secrets.token_urlsafe(50),
-        "per_root": True,
-    }
-
-
-def _personalise(data_dir: Path, new: dict[str, object]) -> dict[str, object]:
-    """Give a data folder its own secrets ``new`` (server not running); idempotent.
-
-    Admin password (hash) and legacy API token, the organization's invite token and Django's
-    SECRET_KEY (``data/.env``, read by Label Studio at start-up; a new key also voids every
-    session and JWT signed with the template's). Returns what ``admin.json`` holds.
-    """
-    db = sqlite3.connect(data_dir / "label_studio.sqlite3")
-    try:
-        with db:
-            row = db.execute(
-                "SELECT id, email FROM htx_user WHERE is_superuser = 1 ORDER BY id LIMIT 1"
-            ).fetchone()
-            if row is None:
-                raise ServiceError(f"{data_dir}: the Label Studio database has no admin user")
-            admin_id, email = int(row[0]), str(row[1])
-            db.execute(
-                "UPDATE htx_user SET password = ? WHERE id = ?",
-                (_django_password_hash(str(new["password"])), admin_id),
-            )
-            db.execute("DELETE FROM authtoken_token WHERE user_id = ?", (admin_id,))
-            db.execute(
-                "INSERT INTO authtoken_token (key, created, user_id) VALUES (?, datetime('now'), ?)",
-                (str(new["token"]), admin_id),
-            )
-            db.execute("UPDATE organization SET token = ?", (str(new["invite_token"]),))
-    except sqlite3.Error as exc:
-        raise ServiceError(f"{data_dir}: cannot give the server its own secrets ({exc})") from None
-    finally:
-        db.close()
-    _write_secret(data_dir / ".env", f"SECRET_KEY={new['secret_key']}\n")
-    return {"username": email, "password": new["password"], "token": new["token"], "per_root": True}
-
-
-def _prepare_data(root: Path, template: Path) -> None:
-    """Copy the migrated template once and give it this root's secrets; a later start reuses it.
-
-    A database that exists is never replaced (it may hold projects): a missing token file is
-    restored from ``admin.json``, and a root made before per-root secrets existed (its token is
-    still the template's) gets its own in place. The new secrets are written to
-    ``admin.next.json`` before the database changes, so a crash in between is finished by the
-    next start instead of leaving a database whose token no file knows.
-    """
-    sdir = server_dir(root)
-    data = sdir / DATA_DIR
-    pending = sdir / PENDING_SECRETS_FILE
-    if (data / "label_studio.sqlite3").exists():
-        if pending.exists():
-            _install_secrets(sdir, _personalise(data, json.loads(pending.read_text())))
-            pending.unlink()
-            return
-        if not (sdir / TOKEN_FILE).exists():
-            # Never replace a database that holds projects: restore the token it was made with.
-            _restore_token(sdir)
-        if _shares_template_token(sdir, template):
-            new = _new_secrets()
-            _write_secret(pending, json.dumps(new))
-            _install_secrets(sdir, _personalise(data, new))
-            pending.unlink()
-        return
-    if not (template / DATA_DIR / "label_studio.sqlite3").exists():
-        raise ServiceError(
-            f"no Label Studio template at {template}; run `emotions-data setup` to make it"
-        )
-    sdir.mkdir(parents=True, exist_ok=True)
-    staging = sdir / (DATA_DIR + ".partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    shutil.copytree(template / DATA_DIR, staging)
-    # Secrets on disk before the database gets its final name: a crash before the rename
-    # copies the template again, one after it finds both.
-    _install_secrets(sdir, _personalise(staging, _new_secrets()))
-    if data.exists():  # a folder without a database: nothing in it to keep
-        shutil.rmtree(data)
-    staging.rename(data)
-
-
-def _shares_template_token(sdir: Path, template: Path) -> bool:
-    try:
-        mine = (sdir / TOKEN_FILE).read_text().strip()
-        shared = json.loads((template / ADMIN_FILE).read_text())["token"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return bool(mine) and mine == str(shared)
-
-
-def _install_secrets(sdir: Path, admin: dict[str, object]) -> None:
-    _write_secret(sdir / ADMIN_FILE, json.dumps(admin))
-    _write_secret(sdir / TOKEN_FILE, str(admin["token"]))
-
-
-def _restore_token(sdir: Path) -> None:
-    try:
-        token = str(json.loads((sdir / ADMIN_FILE).read_text())["token"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ServiceError(
-            f"{sdir / TOKEN_FILE} is missing and {sdir / ADMIN_FILE} holds no token; "
-            "the Label Studio database is kept: put the admin token back into the token file"
-        ) from None
-    _write_secret(sdir / TOKEN_FILE, token)
-
-
-def _read_token(root: Path) -> str:
-    path = server_dir(root) / TOKEN_FILE
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise ServiceError(
-            f"cannot read the Label Studio token file {path} ({exc.strerror or type(exc).__name__}); "
-            f"stop and start the server (`emotions-data annotate server stop --root {root}`, then start)"
-        ) from None
-
-
-def server_status(root: Path) -> Server | None:
-    """The running embedded server of ``root``, or ``None`` when none answers."""
-    state = _read_state(root)
-    if not state:
-        return None
-    pid = int(str(state.get("pid", 0)))
-    if not pid or not _pid_alive(pid):
-        return None
-    token = _read_token(root)
-    url = str(state["url"])
-    try:
-        whoami(url, token, timeout=3.0)
-    except ServiceError:
-        return None
-    return Server(
-        url=url,
-        token=token,
-        pid=pid,
-        data_dir=server_dir(root) / DATA_DIR,
-        media_root=Path(str(state.get("media_root") or root)).resolve(),
-        public_url=str(state.get("public_url") or url),
-    )
-
-
 def _try_lock(path: Path) -> int | None:
     """An open fd holding an exclusive ``flock`` on ``path``, or ``None`` when it is held."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -347,20 +173,115 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
-def _wait_for_running(root: Path, timeout_s: float) -> Server:
-    """Another process holds the root's server lock: the server it runs (or is starting)."""
+def _read_state(root: Path) -> dict[str, Any] | None:
+    path = server_dir(root) / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _certfile(state: dict[str, Any]) -> Path | None:
+    return Path(str(state["certfile"])) if state.get("certfile") else None
+
+
+def server_status(root: Path) -> Server | None:
+    """The running embedded server of ``root``, or ``None`` when none answers."""
+    state = _read_state(root)
+    if not state:
+        return None
+    pid = int(str(state.get("pid", 0)))
+    if not pid or not _pid_alive(pid):
+        return None
+    sdir = server_dir(root)
+    token = read_token(sdir, root)
+    url = str(state["url"])
+    certfile = _certfile(state)
+    try:
+        whoami(url, token, timeout=3.0, certfile=certfile)
+    except ServiceError:
+        return None
+    return Server(
+        url=url,
+        token=token,
+        pid=pid,
+        data_dir=sdir / DATA_DIR,
+        media_root=Path(str(state.get("media_root") or root)).resolve(),
+        public_url=str(state.get("public_url") or url),
+        certfile=certfile,
+        database=str(state.get("database") or "sqlite"),
+    )
+
+
+def server_health(root: Path) -> dict[str, Any]:
+    """What ``server status`` and ``doctor`` report: each process of the root, alive or not."""
+    root = Path(root).resolve()
+    sdir = server_dir(root)
+    state = _read_state(root) or {}
+    db = recorded_database(sdir)
+    pid = int(str(state.get("pid", 0) or 0))
+    master_alive = bool(pid) and _pid_alive(pid) and is_root_server(root, pid)
+    workers = _children(pid) if master_alive else []
+    answering = server_status(root) is not None if master_alive else False
+    out: dict[str, Any] = {
+        "running": answering,
+        "url": state.get("public_url") or state.get("url"),
+        "wsgi": state.get("wsgi"),
+        "pid": pid if master_alive else None,
+        "workers": len(workers),
+        "database": db.describe(),
+    }
+    if db.managed:
+        out["database_pid"] = cluster(sdir).running_pid()
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _wait_for_running(root: Path, lock: Path, timeout_s: float) -> tuple[Server | None, int | None]:
+    """Another process holds the root's server lock: the server it runs, or the lock once the
+    holder is gone (the workers of a killed master hold it for a moment after it died)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         running = server_status(root)
         if running is not None:
-            return replace(running, already_running=True)
+            return replace(running, already_running=True), None
+        fd = _try_lock(lock)
+        if fd is not None:
+            return None, fd
         time.sleep(0.5)
     state = _read_state(root) or {}
     where = f" (pid {state.get('pid')}, {state.get('url')})" if state.get("pid") else ""
     raise ServiceError(
-        f"another Label Studio holds {server_dir(root) / LOCK_FILE}{where} but does not answer; "
+        f"another Label Studio holds {lock}{where} but does not answer; "
         f"stop it with `emotions-data annotate server stop --root {root}`"
     )
+
+
+def _choose_database(sdir: Path, db: Database | None) -> Database:
+    """The root's recorded database; a different ``--db`` is refused (``migrate-db`` moves)."""
+    recorded = recorded_database(sdir)
+    has_record = (sdir / "database.json").exists()
+    has_sqlite = (sdir / DATA_DIR / "label_studio.sqlite3").exists()
+    if db is None:
+        return recorded
+    if has_record or (has_sqlite and db.is_postgres):
+        if db != recorded and not (db.managed and recorded.managed):
+            raise ConfigError(
+                f"{sdir.parent} uses {recorded.describe()}, not {db.describe()}; "
+                f"move it with `emotions-data annotate server migrate-db --root {sdir.parent}`"
+            )
+        return recorded
+    return db
 
 
 def start_server(
@@ -370,118 +291,230 @@ def start_server(
     host: str = "127.0.0.1",
     ls_home: Path = LS_HOME,
     media_root: Path | None = None,
-    timeout_s: float = 120.0,
+    timeout_s: float = 180.0,
+    db: Database | None = None,
+    workers: int | None = None,
+    threads: int = THREADS,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+    public_url: str | None = None,
+    wsgi: str = "gunicorn",
 ) -> Server:
     """Start (or find already running) the embedded Label Studio for ``root``.
 
     ``media_root`` (default ``root``) is the folder local media are served from; Label Studio
     only serves files under its ``LOCAL_FILES_DOCUMENT_ROOT`` through a Local Storage connection.
-    ``host`` is the address it listens on (``0.0.0.0`` or a LAN address for a lab network; the
-    caller warns that plain HTTP is not encrypted). The server is hardened at start-up by our
-    settings module (``ls_plugin/``): annotators reach only the projects ``access.json`` grants.
+    ``host`` is the address it listens on (``0.0.0.0`` or a LAN address for a lab network, with
+    ``certfile``/``keyfile`` for https). ``db``: the database on a root's first start (default
+    SQLite); later starts use the recorded one. ``public_url``: the address people open when a
+    reverse proxy stands in front (it sets the trusted origin and, for https, secure cookies).
     """
+    if wsgi not in WSGI:
+        raise ConfigError(f"wsgi {wsgi!r} is not allowed; allowed: {', '.join(WSGI)}")
+    if (certfile is None) != (keyfile is None):
+        raise ConfigError("--certfile and --keyfile go together")
+    for path in (certfile, keyfile):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{path}: no such file")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers} is not allowed; allowed: 1 or more")
     root = Path(root).resolve()
     running = server_status(root)
     if running is not None:
         return replace(running, already_running=True)
-    exe = ls_home / "venv" / "bin" / "label-studio"
+    exe = ls_home / "venv" / "bin" / ("gunicorn" if wsgi == "gunicorn" else "label-studio")
     if not exe.exists():
-        raise ServiceError(f"Label Studio is not installed at {exe}; run `emotions-data setup`")
+        raise ServiceError(f"{exe.name} is not installed at {exe}; run `emotions-data setup`")
     sdir = server_dir(root)
-    lock_fd = _try_lock(sdir / LOCK_FILE)
+    lock = sdir / LOCK_FILE
+    lock_fd = _try_lock(lock)
     if lock_fd is None:
-        return _wait_for_running(root, timeout_s)
+        found, lock_fd = _wait_for_running(root, lock, timeout_s)
+        if found is not None:
+            return found
+    assert lock_fd is not None
     try:
-        return _start_locked(root, lock_fd, port, host, exe, ls_home, media_root, timeout_s)
+        options = _Options(
+            port=port,
+            host=host,
+            media_root=media_root,
+            timeout_s=timeout_s,
+            workers=workers or default_workers(),
+            threads=threads,
+            certfile=Path(certfile).resolve() if certfile else None,
+            keyfile=Path(keyfile).resolve() if keyfile else None,
+            public_url=public_url.rstrip("/") if public_url else None,
+            wsgi=wsgi,
+        )
+        return _start_locked(root, lock_fd, exe, ls_home, _choose_database(sdir, db), options)
     finally:
         # The server process keeps its own copy of the locked fd for as long as it lives.
         os.close(lock_fd)
 
 
-def _start_locked(
-    root: Path,
-    lock_fd: int,
-    port: int | None,
-    host: str,
-    exe: Path,
-    ls_home: Path,
-    media_root: Path | None,
-    timeout_s: float,
-) -> Server:
-    if port is not None and not port_is_free(port, host):
-        # Label Studio would silently move to port+1; say so instead.
-        raise ServiceError(f"port {port} on {host} is taken; choose another or leave --port out")
-    _prepare_data(root, ls_home / "template")
-    sdir = server_dir(root)
-    token = _read_token(root)
-    media = (media_root or root).resolve()
-    port = port or free_port(host)
-    home = sdir / "home"
-    home.mkdir(exist_ok=True)
-    env = clean_env(
-        home,
-        {
-            "LOCAL_FILES_SERVING_ENABLED": "true",
-            "LOCAL_FILES_DOCUMENT_ROOT": str(media),
-            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-            "DJANGO_SETTINGS_MODULE": PLUGIN_SETTINGS,
-            "PYTHONPATH": str(PLUGIN_DIR),
-            "EMOTIONS_DATA_ACCESS_FILE": str(sdir / ACCESS_FILE),
-        },
-    )
+@dataclass(frozen=True)
+class _Options:
+    """How ``start_server`` was asked to run the web server."""
+
+    port: int | None
+    host: str
+    media_root: Path | None
+    timeout_s: float
+    workers: int
+    threads: int
+    certfile: Path | None
+    keyfile: Path | None
+    public_url: str | None
+    wsgi: str
+
+
+def _start_database(sdir: Path, db: Database) -> int | None:
+    """Start the root's own cluster (``--db postgres``); its pid, or ``None`` for none."""
+    if not db.managed:
+        return None
+    pg = cluster(sdir)
+    if not pg.exists():
+        pg.create()
+    pid = pg.running_pid() or pg.start(free_port())
+    pg.ensure_database()
+    return pid
+
+
+def _web_env(public: str, opts: _Options, media: Path, sdir: Path) -> dict[str, str]:
+    secure = public.startswith("https://")
+    env = {
+        "LOCAL_FILES_SERVING_ENABLED": "true",
+        "LOCAL_FILES_DOCUMENT_ROOT": str(media),
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "EMOTIONS_DATA_ACCESS_FILE": str(sdir / ACCESS_FILE),
+        # the address in links Label Studio writes, and the only origin a form may come from
+        "HOST": public,
+        "CSRF_TRUSTED_ORIGINS": public,
+    }
+    if secure:  # cookies only over https (session: HttpOnly too, Django's default)
+        env.update({"SESSION_COOKIE_SECURE": "1", "CSRF_COOKIE_SECURE": "1"})
+    if opts.public_url:
+        env["EMOTIONS_DATA_BEHIND_PROXY"] = "1"
+    return env
+
+
+def _command(exe: Path, sdir: Path, opts: _Options, port: int) -> list[str]:
+    if opts.wsgi == "runserver":
+        return [
+            str(exe), "start", "--no-browser", "--data-dir", str(sdir / DATA_DIR),
+            "--internal-host", opts.host, "--port", str(port), "--log-level", "WARNING",
+            "--enable-legacy-api-token",
+        ]  # fmt: skip
     args = [
         str(exe),
-        "start",
-        "--no-browser",
-        "--data-dir",
-        str(sdir / DATA_DIR),
-        "--internal-host",
-        host,
-        "--port",
-        str(port),
+        "emotions_data_ls_wsgi:application",
+        "--bind",
+        f"[{opts.host}]:{port}" if ":" in opts.host else f"{opts.host}:{port}",
+        "--workers",
+        str(opts.workers),
+        "--threads",
+        str(opts.threads),
+        "--worker-class",
+        "gthread",
+        "--preload",
+        "--timeout",
+        str(WORKER_TIMEOUT_S),
+        "--graceful-timeout",
+        str(GRACEFUL_S),
+        "--keep-alive",
+        "5",
+        "--pid",
+        str(sdir / PID_FILE),
         "--log-level",
-        "WARNING",
-        "--enable-legacy-api-token",
+        "warning",
+        "--forwarded-allow-ips",
+        "127.0.0.1,::1",
     ]
+    if opts.certfile and opts.keyfile:
+        args += ["--certfile", str(opts.certfile), "--keyfile", str(opts.keyfile)]
+    return args
+
+
+def prepare_data(root: Path, ls_home: Path = LS_HOME, template: Path | None = None) -> None:
+    """Make the root's data folder ready with its own secrets, without serving it (a start
+    does this first; the database must be up for PostgreSQL)."""
+    sdir = server_dir(Path(root).resolve())
+    db = recorded_database(sdir)
+    env = server_env(sdir, db, ls_home, {})
+    if db.is_postgres:
+        prepare_postgres(sdir, env, ls_home)
+    else:
+        prepare_sqlite(sdir, template or ls_home / "template", env, ls_home)
+
+
+def _start_locked(
+    root: Path, lock_fd: int, exe: Path, ls_home: Path, db: Database, opts: _Options
+) -> Server:
+    if opts.port is not None and not port_is_free(opts.port, _bind_check_host(opts.host)):
+        # Label Studio's own server would silently move to port+1; say so instead.
+        raise ServiceError(
+            f"port {opts.port} on {opts.host} is taken; choose another or leave --port out"
+        )
+    sdir = server_dir(root)
+    sdir.mkdir(parents=True, exist_ok=True)
+    db_pid = _start_database(sdir, db)
+    record_database(sdir, db)
+    port = opts.port or free_port(_bind_check_host(opts.host))
+    scheme = "https" if opts.certfile else "http"
+    url = f"{scheme}://{_local_address(opts.host)}:{port}"
+    public = opts.public_url or (
+        url if is_loopback(opts.host) else _public_url(opts.host, port, scheme)
+    )
+    media = (opts.media_root or root).resolve()
+    env = server_env(sdir, db, ls_home, _web_env(public, opts, media, sdir))
+    if db.is_postgres:
+        prepare_postgres(sdir, env, ls_home)
+    else:
+        prepare_sqlite(sdir, ls_home / "template", env, ls_home)
+    token = read_token(sdir, root)
     with open(sdir / LOG_FILE, "ab") as log:
         # A new session so ``stop`` can end the server and its workers by their group id only;
         # the lock fd is inherited, so the lock is held until the server is gone.
         proc = subprocess.Popen(
-            args,
+            _command(exe, sdir, opts, port),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=str(home),
+            cwd=env["HOME"],
             pass_fds=(lock_fd,),
         )
-    url = f"http://{_local_address(host)}:{port}"
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + opts.timeout_s
     while True:
         if proc.poll() is not None:
             raise ServiceError(
                 f"Label Studio exited with code {proc.returncode} while starting; see {sdir / LOG_FILE}"
             )
         try:
-            whoami(url, token, timeout=2.0)
+            whoami(url, token, timeout=2.0, certfile=opts.certfile)
             break
         except ServiceError:
             if time.monotonic() > deadline:
                 _kill_group(proc.pid)
                 raise ServiceError(
-                    f"Label Studio did not answer on {url} within {timeout_s:.0f} s; see {sdir / LOG_FILE}"
+                    f"Label Studio did not answer on {url} within {opts.timeout_s:.0f} s; see {sdir / LOG_FILE}"
                 ) from None
             time.sleep(0.3)
-    public = url if is_loopback(host) else _public_url(host, port)
     state = {
         "pid": proc.pid,
         "port": port,
-        "host": host,
+        "host": opts.host,
         "url": url,
         "public_url": public,
         "media_root": str(media),
         "data_dir": str(sdir / DATA_DIR),
+        "wsgi": opts.wsgi,
+        "workers": opts.workers if opts.wsgi == "gunicorn" else 1,
+        "threads": opts.threads if opts.wsgi == "gunicorn" else None,
+        "database": db.kind,
+        "database_pid": db_pid,
+        "certfile": str(opts.certfile) if opts.certfile else None,
     }
     atomic_write_text(sdir / STATE_FILE, json.dumps(state))
     return Server(
@@ -491,7 +524,13 @@ def _start_locked(
         data_dir=sdir / DATA_DIR,
         media_root=media,
         public_url=public,
+        certfile=opts.certfile,
+        database=db.kind,
     )
+
+
+def _bind_check_host(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::", "localhost") else host
 
 
 def _kill_group(pid: int, grace_s: float = 10.0) -> None:
@@ -508,38 +547,46 @@ def _kill_group(pid: int, grace_s: float = 10.0) -> None:
 
 
 def is_root_server(root: Path, pid: int) -> bool:
-    """Whether ``pid`` is a Label Studio serving ``root``'s data folder (read from /proc).
+    """Whether ``pid`` is a Label Studio serving ``root`` (read from /proc).
 
     ``server.json`` may name a pid that has since been reused by an unrelated process (after a
-    reboot, say): signalling it blindly could kill anything the user runs.
+    reboot, say): signalling it blindly could kill anything the user runs. gunicorn is known by
+    the root's pid file on its command line, Label Studio's own server by its data folder.
     """
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
     args = [a.decode(errors="replace") for a in argv if a]
-    data_dir = str(server_dir(Path(root).resolve()) / DATA_DIR)
-    is_ls = any(Path(a).name == "label-studio" for a in args[:2])
-    serves_root = any(a == "--data-dir" and b == data_dir for a, b in itertools.pairwise(args))
-    return is_ls and serves_root
+    sdir = server_dir(Path(root).resolve())
+    names = {Path(a).name for a in args[:2]}
+    pairs = set(itertools.pairwise(args))
+    if "gunicorn" in names:
+        return ("--pid", str(sdir / PID_FILE)) in pairs
+    return "label-studio" in names and ("--data-dir", str(sdir / DATA_DIR)) in pairs
 
 
-def stop_server(root: Path) -> bool:
-    """Stop the embedded server of ``root``; ``False`` when none was running.
+def stop_server(root: Path, *, database: bool = True) -> bool:
+    """Stop the embedded server of ``root`` (and its PostgreSQL cluster); ``False`` when no
+    server was running.
 
     Only a process that is this root's Label Studio is signalled; a stale ``server.json`` whose
-    pid now belongs to something else is removed without touching that process.
+    pid now belongs to something else is removed without touching that process. SIGTERM lets
+    gunicorn finish the requests in flight (``GRACEFUL_S``) before it exits.
     """
     root = Path(root).resolve()
+    sdir = server_dir(root)
     state = _read_state(root)
-    if not state:
-        return False
-    pid = int(str(state.get("pid", 0)))
-    was_running = bool(pid) and _pid_alive(pid) and is_root_server(root, pid)
-    if was_running:
-        _kill_group(pid)
-    with contextlib.suppress(FileNotFoundError):
-        (server_dir(root) / STATE_FILE).unlink()
+    was_running = False
+    if state:
+        pid = int(str(state.get("pid", 0)))
+        was_running = bool(pid) and _pid_alive(pid) and is_root_server(root, pid)
+        if was_running:
+            _kill_group(pid, grace_s=GRACEFUL_S + 5)
+        with contextlib.suppress(FileNotFoundError):
+            (sdir / STATE_FILE).unlink()
+    if database and recorded_database(sdir).managed:
+        cluster(sdir).stop()
     return was_running
 
 

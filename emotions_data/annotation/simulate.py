@@ -24,7 +24,7 @@ import pandas as pd
 from emotions_data.annotation.client import Client
 from emotions_data.annotation.exports import video_id_from_data
 from emotions_data.annotation.label_config import FROM_NAME, TO_NAME
-from emotions_data.annotation.localdb import database_path, read_project_tasks
+from emotions_data.annotation.localdb import local_database, read_project_tasks
 from emotions_data.annotation.protocol import Protocol
 from emotions_data.annotation.push import active_members
 from emotions_data.annotation.server import Server
@@ -241,7 +241,7 @@ def simulate_stage(
     result = SimulateResult(stage=stage.name)
     planned: list[tuple[int, str, int, float]] = []
     first = 0  # where the current project's planned judgements start
-    db = database_path(server.data_dir)
+    db = local_database(server.data_dir)
     for group, pid in sorted(projects.items()):
         members = active_members(groups, group)
         missing = [m for m in members if m not in confusions]

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from emotions_data.cli.annotate_server import server
 from emotions_data.cli.common import Settings, emit_json, pass_settings
 
 ROOT = click.option(
@@ -66,85 +67,7 @@ def annotate() -> None:
     """
 
 
-@annotate.group()
-def server() -> None:
-    """The embedded Label Studio (SQLite under ROOT/labelstudio, token in a 0600 file).
-
-    \b
-    Example:
-      emotions-data annotate server start --root data
-    """
-
-
-@server.command("start")
-@ROOT
-@click.option("--port", type=int, help="Port to listen on (default: a free one).")
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; 0.0.0.0 or a LAN address lets a lab network in (plain HTTP).",
-)
-def server_start(root: Path, port: int | None, host: str) -> None:
-    """Start Label Studio for ROOT from the migrated template (a few seconds).
-
-    The first start gives ROOT its own admin password, API token and secret key. A second
-    start while it runs says where it is.
-
-    \b
-    Example:
-      emotions-data annotate server start --root data
-      emotions-data annotate server start --root data --host 0.0.0.0 --port 8080
-    """
-    from emotions_data.annotation.server import TOKEN_FILE, is_loopback, server_dir, start_server
-
-    srv = start_server(root, port=port, host=host)
-    where = srv.public_url or srv.url
-    if srv.already_running:
-        click.echo(f"Label Studio is already running for {root} at {where} (pid {srv.pid})")
-        return
-    click.echo(
-        f"Label Studio running at {where} (pid {srv.pid}); token in {server_dir(root) / TOKEN_FILE}"
-    )
-    if not is_loopback(host):
-        click.echo(
-            f"Warning: listening on {host} over plain HTTP: passwords and judgements cross the "
-            "network unencrypted; put a TLS reverse proxy in front (README: 'Running a round "
-            "with people')",
-            err=True,
-        )
-
-
-@server.command("stop")
-@ROOT
-def server_stop(root: Path) -> None:
-    """Stop the embedded Label Studio of ROOT.
-
-    \b
-    Example:
-      emotions-data annotate server stop --root data
-    """
-    from emotions_data.annotation.server import stop_server
-
-    click.echo("stopped" if stop_server(root) else "not running")
-
-
-@server.command("status")
-@ROOT
-def server_status_cmd(root: Path) -> None:
-    """Say whether the embedded Label Studio of ROOT answers, and where (exit 1 if not).
-
-    \b
-    Example:
-      emotions-data annotate server status --root data
-    """
-    from emotions_data.annotation.server import server_status
-
-    srv = server_status(root)
-    if srv is None:
-        click.echo("not running")
-        raise SystemExit(1)
-    click.echo(f"running at {srv.url} (pid {srv.pid})")
+annotate.add_command(server)
 
 
 @annotate.command()

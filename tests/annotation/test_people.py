@@ -455,12 +455,12 @@ def _db_token(root: Path) -> str:
 def test_secrets_of_a_root_made_before_per_root_secrets_are_replaced_in_place(
     tmp_path: Path,
 ) -> None:
-    from emotions_data.annotation.server import TOKEN_FILE, _prepare_data
+    from emotions_data.annotation.server import TOKEN_FILE, prepare_data
 
     if not (LS_HOME / "template" / "data" / "label_studio.sqlite3").exists():
         pytest.skip("Label Studio template missing (run scripts/setup.sh)")
     root = tmp_path / "old"
-    _prepare_data(root, LS_HOME / "template")
+    prepare_data(root)
     first = (server_dir(root) / TOKEN_FILE).read_text()
     assert _db_token(root) == first
     # an older root: the template's database and secrets, kept in place (a marker project)
@@ -476,10 +476,10 @@ def test_secrets_of_a_root_made_before_per_root_secrets_are_replaced_in_place(
     first = (server_dir(root) / TOKEN_FILE).read_text()
     marker = server_dir(root) / "data" / "keep.txt"
     marker.write_text("projects live here")
-    _prepare_data(root, LS_HOME / "template")
+    prepare_data(root)
     second = (server_dir(root) / TOKEN_FILE).read_text()
     assert second != first and _db_token(root) == second and marker.exists()
     assert stat.S_IMODE((server_dir(root) / ADMIN_FILE).stat().st_mode) == 0o600
     # a third start changes nothing
-    _prepare_data(root, LS_HOME / "template")
+    prepare_data(root)
     assert (server_dir(root) / TOKEN_FILE).read_text() == second

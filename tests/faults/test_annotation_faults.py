@@ -27,7 +27,7 @@ from emotions_data.annotation.pull import StageShrinkError, pull_stage
 from emotions_data.annotation.push import push_stage
 from emotions_data.annotation.recovery import managed_projects, project_title
 from emotions_data.annotation.server import ADMIN_FILE, TOKEN_FILE, Server, server_dir
-from emotions_data.annotation.server import _prepare_data as prepare_server_data
+from emotions_data.annotation.server import prepare_data as prepare_server_data
 from emotions_data.annotation.simulate import crowd_confusions, simulate_stage, simulated_roster
 from emotions_data.annotation.state import ROOT_ID_PATH, STATE_PATH, State
 from emotions_data.annotation.store import write_groups
@@ -339,7 +339,7 @@ def test_missing_token_never_replaces_the_database(tmp_path: Path) -> None:
     (sdir / "data").mkdir(parents=True)
     (sdir / "data" / "label_studio.sqlite3").write_bytes(b"projects live here")
     (sdir / ADMIN_FILE).write_text(json.dumps({"token": "t0ken"}))
-    prepare_server_data(tmp_path, tmp_path / "no-template")
+    prepare_server_data(tmp_path, template=tmp_path / "no-template")
     assert (sdir / "data" / "label_studio.sqlite3").read_bytes() == b"projects live here"
     assert (sdir / TOKEN_FILE).read_text() == "t0ken"
 

@@ -16,3 +16,10 @@ from label_studio.core.settings.label_studio import *  # type: ignore[import-not
 
 # Last: it runs after every authentication middleware, so it sees the user the views will see.
 MIDDLEWARE.append("emotions_data_ls_blinding.BlindingMiddleware")  # type: ignore[name-defined]  # noqa: F405
+
+import os  # noqa: E402
+
+# Behind a reverse proxy that ends TLS (see docs/guides/lab-server.md): the proxy says the
+# request came over https, so Django builds https links and accepts the https origin.
+if os.environ.get("EMOTIONS_DATA_BEHIND_PROXY"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
