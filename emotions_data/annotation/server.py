@@ -223,9 +223,11 @@ def server_health(root: Path) -> dict[str, Any]:
     state = _read_state(root) or {}
     db = recorded_database(sdir)
     pid = int(str(state.get("pid", 0) or 0))
-    master_alive = bool(pid) and _pid_alive(pid) and is_root_server(root, pid)
+    alive = bool(pid) and _pid_alive(pid)
+    master_alive = alive and is_root_server(root, pid)
     workers = _children(pid) if master_alive else []
-    answering = server_status(root) is not None if master_alive else False
+    # asked whenever the recorded pid lives: a lost token file is an error, not "not running"
+    answering = server_status(root) is not None if alive else False
     out: dict[str, Any] = {
         "running": answering,
         "url": state.get("public_url") or state.get("url"),
