@@ -66,13 +66,33 @@ def _run_as() -> pwd.struct_passwd | None:
 
 @dataclass(frozen=True)
 class Cluster:
-    """The root's cluster: where it lives and how to reach it (the password stays in a file)."""
+    """The root's cluster: where it lives and how to reach it (the password stays in a file).
+
+    ``home`` (in the root) holds the password and port files. The cluster's own files live
+    there too, except when we are root: the ``postgres`` user may not be able to reach a
+    folder of root's (pytest's and ``/root``'s are 0700), so they live under that user's
+    home, ``~postgres/emotions-data/<id>``, and ``home/cluster`` records where.
+    """
 
     home: Path
 
     @property
+    def files(self) -> Path:
+        """Where the cluster's data folder and log are."""
+        link = self.home / "cluster"
+        if link.exists():
+            return Path(link.read_text().strip())
+        user = _run_as()
+        if user is None:
+            return self.home
+        import hashlib
+
+        ident = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:16]
+        return Path(user.pw_dir) / "emotions-data" / ident
+
+    @property
     def data(self) -> Path:
-        return self.home / "data"
+        return self.files / "data"
 
     @property
     def password_file(self) -> Path:
@@ -80,7 +100,7 @@ class Cluster:
 
     @property
     def log(self) -> Path:
-        return self.home / "postgres.log"
+        return self.files / "postgres.log"
 
     @property
     def port_file(self) -> Path:
@@ -131,12 +151,18 @@ class Cluster:
     def create(self) -> None:
         """``initdb`` with a random password for the only role; a half-made cluster is redone."""
         self.home.mkdir(parents=True, exist_ok=True)
+        files = self.files
+        if files != self.home:
+            files.mkdir(parents=True, exist_ok=True)
+            self._give_to_cluster_user(files)
+            self._give_to_cluster_user(files.parent)
+            atomic_write_text(self.home / "cluster", str(files))
         if self.data.exists():
             shutil.rmtree(self.data)  # no PG_VERSION: an initdb that died, nothing in it
         atomic_write_text(self.password_file, secrets.token_urlsafe(24))
         os.chmod(self.password_file, 0o600)
         # initdb reads the password from a file the cluster user can read: a private copy
-        pwfile = self.home / ".initdb-password"
+        pwfile = files / ".initdb-password"
         shutil.copyfile(self.password_file, pwfile)
         os.chmod(pwfile, 0o600)
         self._give_to_cluster_user(pwfile)
@@ -158,6 +184,15 @@ class Cluster:
         finally:
             pwfile.unlink(missing_ok=True)
 
+    def remove(self) -> None:
+        """Delete the cluster's files (stopped first); the root's password file goes too."""
+        self.stop()
+        files = self.files
+        if files != self.home and files.exists():
+            shutil.rmtree(files)
+        if self.home.exists():
+            shutil.rmtree(self.home)
+
     def running_pid(self) -> int | None:
         """The postmaster's pid when it runs (``postmaster.pid`` names a live process)."""
         try:
@@ -171,7 +206,18 @@ class Cluster:
             return None
         except PermissionError:
             return pid
+        # a killed postmaster whose parent does not reap it lingers as a zombie
+        with contextlib.suppress(OSError, IndexError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return None
         return pid
+
+    def _recorded_pid_exists(self) -> bool:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return Path(f"/proc/{pid}").exists()
 
     def start(self, port: int) -> int:
         """Start on 127.0.0.1:``port`` (crash recovery after a kill is PostgreSQL's own)."""
@@ -180,6 +226,11 @@ class Cluster:
         running = self.running_pid()
         if running is not None:
             return running
+        # PostgreSQL refuses to start while a killed postmaster's pid still exists, which it
+        # does as a zombie until its adopter reaps it: give that a moment
+        deadline = time.monotonic() + 20
+        while self._recorded_pid_exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
         self.log.touch(exist_ok=True)
         self._give_to_cluster_user(self.log)
         options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''"
@@ -221,6 +272,15 @@ class Cluster:
     def ensure_database(self, name: str = DATABASE) -> None:
         from psycopg import sql
 
+        deadline = time.monotonic() + 30
+        while True:  # after a crash the cluster replays its log before it takes connections
+            try:
+                self.connect("postgres").close()
+                break
+            except ServiceError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         with (
             contextlib.closing(self.connect("postgres")) as con,
             con.cursor() as cur,

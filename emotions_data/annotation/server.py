@@ -321,13 +321,17 @@ def start_server(
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers} is not allowed; allowed: 1 or more")
     root = Path(root).resolve()
+    sdir = server_dir(root)
+    # a cluster that died under a running server (killed, a full disk) comes back first: the
+    # server's workers open a new connection per request and heal by themselves
+    if recorded_database(sdir).managed and cluster(sdir).exists():
+        _start_database(sdir, recorded_database(sdir))
     running = server_status(root)
     if running is not None:
         return replace(running, already_running=True)
     exe = ls_home / "venv" / "bin" / ("gunicorn" if wsgi == "gunicorn" else "label-studio")
     if not exe.exists():
         raise ServiceError(f"{exe.name} is not installed at {exe}; run `emotions-data setup`")
-    sdir = server_dir(root)
     lock = sdir / LOCK_FILE
     lock_fd = _try_lock(lock)
     if lock_fd is None:
@@ -377,7 +381,21 @@ def _start_database(sdir: Path, db: Database) -> int | None:
     pg = cluster(sdir)
     if not pg.exists():
         pg.create()
-    pid = pg.running_pid() or pg.start(free_port())
+    pid = pg.running_pid()
+    if pid is None:
+        # the same port as before when it is free: a running server's workers connect there
+        try:
+            port = pg.port()
+        except ServiceError:
+            port = 0
+        try:
+            # not checked with a plain bind first: the port is often in TIME_WAIT after a
+            # kill, which PostgreSQL's SO_REUSEADDR listens through and a plain bind does not
+            pid = pg.start(port or free_port())
+        except ServiceError:
+            if not port:
+                raise
+            pid = pg.start(free_port())  # really taken: a new port (the server restarts too)
     pg.ensure_database()
     return pid
 
