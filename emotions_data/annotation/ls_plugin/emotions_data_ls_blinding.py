@@ -9,14 +9,18 @@ admin our tools use) as an annotator, under a default-deny allowlist:
 * the projects that ``access.json`` (``EMOTIONS_DATA_ACCESS_FILE``, written by emotions-data:
   the annotator's group's projects of the current stage) grants to the user: the project, its
   data-manager views and task list, the label stream, its tasks and media resolution;
-* in every task answer only the user's own annotations and drafts; counts, annotator lists and
-  result summaries of other people are removed; filters and orderings on anything but the task
-  id or its data are refused (they would tell other people's labels apart);
+* in every task answer only the user's own annotations and drafts; counts, annotator lists,
+  result summaries and ``updated_at`` are removed; filters and orderings on anything but the
+  task id or its data are refused (they would tell other people's labels apart), at every
+  depth of ``child_filter``, wherever a selection travels (``query``, body, saved views);
 * the user's own annotations and drafts by id; new annotations only in their own name.
 
-Everything else answers 403 (404 for ids outside the grant, so ids cannot be probed): other
-projects, other people's annotations, project creation, users, organizations, exports,
-storages, ML, webhooks, tokens. Inactive accounts cannot log in (Django refuses them).
+What an annotator may call is the table ``ROUTES`` (view name, methods, grant check, answer
+rewrite); a (view, method) pair not in it answers 403, so everything else is closed (404 for
+ids outside the grant, so ids cannot be probed): other projects, other people's annotations,
+project creation, users, organizations, exports, storages, ML, webhooks, tokens. Label
+Studio's error answers (5xx) reach an annotator without their text. See docs/blinding.md
+for what this hides and what it does not. Inactive accounts cannot log in (Django refuses them).
 
 ``POST /emotions-data/accounts`` (superuser only) creates or updates annotator accounts with a
 password in one call, which the REST API of Label Studio cannot do.
