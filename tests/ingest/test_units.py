@@ -165,7 +165,8 @@ def test_pool_workers_keep_freed_memory() -> None:
     # faults for its arrays again; a pool worker takes such blocks from the heap and keeps
     # them. A fresh driver process: a long-lived one (pytest) may hold that much free heap.
     script = (
-        "from emotions_data.ingest.executors import keep_freed_memory, run_tasks\n"
+        "from emotions_data.ingest.executors import run_tasks\n"
+        "from emotions_data.ingest.worker_memory import keep_freed_memory\n"
         "from emotions_data.testing.malloc import large_block_from_heap as probe\n"
         "print(probe(), list(run_tasks(probe, range(2), workers=2)), keep_freed_memory(), probe())"
     )
