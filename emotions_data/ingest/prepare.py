@@ -35,7 +35,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from emotions_data.ingest.probe import PROBE_COLUMNS, MediaError, ProbeResult, p
 from emotions_data.ingest.reposts import MatchSettings, connected_groups, find_reposts
 from emotions_data.schema.atomic import atomic_path, sha256_file
 from emotions_data.schema.cache import CacheMeta, write_cache
+from emotions_data.schema.config import build, check, load_mapping
 from emotions_data.schema.errors import (
     ConfigError,
     EnvironmentFault,
@@ -62,7 +63,6 @@ from emotions_data.schema.errors import (
 )
 from emotions_data.schema.io import read_manifest, write_manifest
 from emotions_data.schema.safety import inside_root, root_lock
-from emotions_data.schema.yamlfile import read_yaml
 
 MANIFEST_NAME = "videos.parquet"
 #: Rewrite the manifest while results arrive at least this many seconds apart...
@@ -143,51 +143,42 @@ class PrepareConfig:
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _of_kind(value: Any, kind: str) -> bool:
-    """Whether a YAML value fits a setting declared ``int``, ``float``, ``bool`` or ``str``."""
-    if isinstance(value, bool):
-        return kind == "bool"  # YAML true/false is no number
-    if kind == "float":
-        return isinstance(value, int | float)
-    return isinstance(value, {"int": int, "bool": bool, "str": str}[kind])
-
-
 def load_prepare_config(
     source: PrepareConfig | str | Path | dict[str, Any] | None,
 ) -> PrepareConfig:
-    if source is None:
-        return PrepareConfig()
+    """The settings of a YAML file or mapping (``None``: the defaults), typed and checked.
+
+    A wrong type is refused here (``schema.config``): it would otherwise reach ffmpeg and mark
+    every video failed for good."""
     if isinstance(source, PrepareConfig):
         return source
-    where = "prepare config"
-    if isinstance(source, dict):
-        data: Any = source
-    else:
-        where = str(source)
-        data = read_yaml(source, "prepare config") or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings")
-    allowed = {f.name: f.type for f in fields(PrepareConfig)}
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-        )
-    for name, kind in allowed.items():
-        # a wrong type would otherwise reach ffmpeg and mark every video failed for good
-        if name in data and not _of_kind(data[name], str(kind)):
-            article = "an" if kind == "int" else "a"
-            raise ConfigError(f"{where}: {name} must be {article} {kind}, got {data[name]!r}")
-    config = PrepareConfig(**data)
+    data, where = load_mapping(source, "prepare config")
+    config = build(PrepareConfig, data, where)
     for name in ("short_side", "segments", "frames_per_segment", "cache_size"):
-        if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
-            raise ConfigError(f"{where}: {name} must be a positive integer")
-    if not 0 <= config.repost_max_distance <= 256 or not 0 < config.repost_min_share <= 1:
-        raise ConfigError(
-            f"{where}: repost_max_distance must be 0-256 and repost_min_share in (0, 1]"
-        )
-    if config.fps <= 0 or config.min_duration_s > config.max_duration_s:
-        raise ConfigError(f"{where}: fps must be > 0 and min_duration_s <= max_duration_s")
+        value = getattr(config, name)
+        check(value >= 1, where, name, "a positive integer", value)
+    check(
+        0 <= config.repost_max_distance <= 256,
+        where,
+        "repost_max_distance",
+        "an integer in 0-256",
+        config.repost_max_distance,
+    )
+    check(
+        0 < config.repost_min_share <= 1,
+        where,
+        "repost_min_share",
+        "a number in (0, 1]",
+        config.repost_min_share,
+    )
+    check(config.fps > 0, where, "fps", "a number > 0", config.fps)
+    check(
+        config.min_duration_s <= config.max_duration_s,
+        where,
+        "min_duration_s",
+        f"at most max_duration_s ({config.max_duration_s:g})",
+        config.min_duration_s,
+    )
     return config
 
 
