@@ -24,13 +24,13 @@ import pandas as pd
 from emotions_data.annotation.accounts import AccountsResult, sync_accounts
 from emotions_data.annotation.allocate import Allocation, allocate_groups, allocation_summary
 from emotions_data.annotation.check import CheckReport, check_roster, check_setup
+from emotions_data.annotation.endpoint import Server
 from emotions_data.annotation.escalate import EscalateResult, escalate
 from emotions_data.annotation.evaluate import annotator_table, evaluate_stage
 from emotions_data.annotation.finalize import FinalizeResult, finalize_labels, write_labels
 from emotions_data.annotation.protocol import Protocol, load_protocol
 from emotions_data.annotation.pull import PullResult, import_export, pull_stage
 from emotions_data.annotation.push import PushResult, push_stage
-from emotions_data.annotation.server import Server
 from emotions_data.annotation.simulate import SimulateResult, crowd_confusions, simulate_stage
 from emotions_data.annotation.store import read_annotations, read_groups, write_groups
 from emotions_data.schema.io import read_manifest, read_table_file

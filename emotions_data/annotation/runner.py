@@ -32,10 +32,10 @@ from emotions_data.annotation.commands import (
     push_command,
     simulate_command,
 )
+from emotions_data.annotation.endpoint import Server
 from emotions_data.annotation.escalate import EscalateResult
 from emotions_data.annotation.progress import under_judged
 from emotions_data.annotation.protocol import Protocol, Stage, load_protocol
-from emotions_data.annotation.server import Server
 from emotions_data.annotation.simulate import read_truth
 from emotions_data.annotation.state import State
 from emotions_data.annotation.store import read_annotations, read_groups
