@@ -214,26 +214,24 @@ def _annotate(
 def _agreement(
     root: Path, out: Path, seed: int, step: _Steps, echo: Callable[[str], None], result: DemoResult
 ) -> None:
-    from emotions_data.agreement.render import format_text, write_report_dir
-    from emotions_data.agreement.report import compute_agreement
-    from emotions_data.schema.io import read_manifest
+    from emotions_data.agreement.command import agreement_command
+    from emotions_data.agreement.render import format_text
 
     with step(
         "agreement report (alpha, kappa, AC1, per class/annotator/group/stage, bootstrap CIs)"
     ):
-        annotations = read_manifest(root / "annotations.parquet", "annotations")
-        groups = read_manifest(root / "groups.parquet", "groups").df
-        report = compute_agreement(
-            annotations.df,
-            annotations.taxonomy,
+        report_dir = out / "reports" / "agreement"
+        # everyone who judged, removed annotators included: the demo shows the whole crowd
+        report = agreement_command(
+            root / "annotations.parquet",
             by=("class", "annotator", "group", "stage"),
-            groups=groups.set_index("annotator_id")["group_id"],
+            groups=root / "groups.parquet",
+            include_removed=True,
             n_boot=200,
             seed=seed,
-        )
+            report_dir=report_dir,
+        ).report
         echo(format_text(report))
-        report_dir = out / "reports" / "agreement"
-        write_report_dir(report, report_dir)
         data = report.to_dict()
         atomic_write_text(
             report_dir / "agreement.json", json.dumps(data, indent=1, default=str) + "\n"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emotions_data.schema.config import build, check, config_error, show
 from emotions_data.schema.errors import ConfigError
 from emotions_data.schema.resources import ANNOTATION_DIR
 from emotions_data.schema.taxonomy import Taxonomy, load_taxonomy
@@ -73,65 +74,101 @@ class Protocol:
         return [s.name for s in self.stages].index(self.stage(name).name)
 
 
-def _names(value: Any, what: str, source: str) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class _StageEntry:
+    """A stage as written in the YAML; ``None``: the default of the stage's kind."""
+
+    name: str
+    kind: str = "annotate"
+    source: str | None = None
+    from_: str | list[str] | None = field(default=None, metadata={"key": "from"})
+    judgements: int | None = None
+    offset: int = 1
+    clear_majority: float = 0.5
+    stages: str | list[str] | None = None
+    min_agreement: float = 0.5
+    min_kappa: float = 0.3
+    min_judgements: int = 5
+    action: str = "remove"
+
+
+@dataclass(frozen=True)
+class _FinalizeEntry:
+    stages: str | list[str] | None = None
+    method: str = "majority"
+    exclude_inactive: bool = True
+
+
+@dataclass(frozen=True)
+class _ProtocolEntry:
+    """The top level of a protocol YAML; each stage is built on its own (``_stage``)."""
+
+    stages: list[dict[str, Any]]
+    name: str | None = None
+    taxonomy: str | None = None
+    groups: int = 3
+    finalize: _FinalizeEntry = field(default_factory=_FinalizeEntry)
+
+
+def _names(value: str | list[str] | None) -> tuple[str, ...]:
+    """A stage name or a list of them, as a tuple."""
     if value is None:
         return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ConfigError(f"{source}: {what} must be a stage name or a list of stage names")
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _number(raw: dict[str, Any], key: str, default: float, source: str, lo: float = 0.0) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < lo:
-        raise ConfigError(f"{source}: {key} must be a number >= {lo}, got {value!r}")
-    return float(value)
-
-
-def _stage(raw: Any, source: str, seen: list[str]) -> Stage:
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-        raise ConfigError(f"{source}: each stage must be a mapping with a 'name'")
-    name = raw["name"]
-    where = f"{source}: stage {name!r}"
-    if name in seen:
-        raise ConfigError(f"{where} is declared twice")
-    kind = raw.get("kind", "annotate")
-    if kind not in STAGE_KINDS:
-        raise ConfigError(
-            f"{where}: kind {kind!r} is not allowed; allowed: {', '.join(STAGE_KINDS)}"
+def _stage(raw: dict[str, Any], index: int, source: str, seen: list[str]) -> Stage:
+    name = raw.get("name")
+    key = f"stages.{name}" if isinstance(name, str) else f"stages[{index}]"
+    entry = build(_StageEntry, raw, source, prefix=key)
+    if entry.name in seen:
+        raise config_error(source, f"{key}.name", "a stage name not used before", show(name))
+    kind = entry.kind
+    check(kind in STAGE_KINDS, source, f"{key}.kind", f"one of {', '.join(STAGE_KINDS)}", kind)
+    source_rule = entry.source or ("all" if kind == "annotate" else "uncertain")
+    if kind != "evaluate":
+        check(
+            source_rule in SOURCES,
+            source,
+            f"{key}.source",
+            f"one of {', '.join(SOURCES)}",
+            source_rule,
         )
-    source_rule = raw.get("source", "all" if kind == "annotate" else "uncertain")
-    if kind != "evaluate" and source_rule not in SOURCES:
-        raise ConfigError(
-            f"{where}: source {source_rule!r} is not allowed; allowed: {', '.join(SOURCES)}"
-        )
-    action = raw.get("action", "remove")
-    if action not in ACTIONS:
-        raise ConfigError(
-            f"{where}: action {action!r} is not allowed; allowed: {', '.join(ACTIONS)}"
-        )
-    from_stages = _names(raw.get("from"), "'from'", where)
-    stages = _names(raw.get("stages"), "'stages'", where)
-    for ref in (*from_stages, *stages):
-        if ref not in seen:
-            raise ConfigError(f"{where} refers to {ref!r}, which is not an earlier stage")
+    action = entry.action
+    check(action in ACTIONS, source, f"{key}.action", f"one of {', '.join(ACTIONS)}", action)
+    from_stages, stages = _names(entry.from_), _names(entry.stages)
+    for what, refs in (("from", from_stages), ("stages", stages)):
+        for ref in refs:
+            check(ref in seen, source, f"{key}.{what}", "names of earlier stages", ref)
     if kind != "evaluate" and source_rule != "all" and not from_stages:
-        raise ConfigError(f"{where}: source {source_rule!r} needs 'from' (earlier stages)")
-    judgements = int(_number(raw, "judgements", 1 if kind == "expert" else 3, where, lo=1))
+        raise config_error(
+            source, f"{key}.from", f"earlier stages for source {source_rule!r}", "nothing"
+        )
+    judgements = (
+        entry.judgements if entry.judgements is not None else (1 if kind == "expert" else 3)
+    )
+    minimums = {
+        "judgements": (judgements, 1),
+        "offset": (entry.offset, 0),
+        "clear_majority": (entry.clear_majority, 0),
+        "min_agreement": (entry.min_agreement, 0),
+        "min_kappa": (entry.min_kappa, -1),
+        "min_judgements": (entry.min_judgements, 0),
+    }
+    for what, (value, lowest) in minimums.items():
+        check(value >= lowest, source, f"{key}.{what}", f"a number >= {lowest}", value)
     return Stage(
-        name=name,
+        name=entry.name,
         kind=kind,
         source=source_rule if kind != "evaluate" else "all",
         from_stages=from_stages,
         judgements=judgements,
-        offset=int(_number(raw, "offset", 1, where)),
-        clear_majority=_number(raw, "clear_majority", 0.5, where),
+        offset=entry.offset,
+        clear_majority=entry.clear_majority,
         stages=stages,
-        min_agreement=_number(raw, "min_agreement", 0.5, where),
-        min_kappa=_number(raw, "min_kappa", 0.3, where, lo=-1.0),
-        min_judgements=int(_number(raw, "min_judgements", 5, where)),
+        min_agreement=entry.min_agreement,
+        min_kappa=entry.min_kappa,
+        min_judgements=entry.min_judgements,
         action=action,
     )
 
@@ -154,40 +191,33 @@ def _taxonomy_ref(value: Any, source: str) -> Any:
 
 
 def protocol_from_dict(data: Any, source: str = "<dict>") -> Protocol:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a protocol must be a mapping with 'stages'")
-    raw_stages = data.get("stages")
-    if not isinstance(raw_stages, list) or not raw_stages:
-        raise ConfigError(f"{source}: 'stages' must be a non-empty list")
+    """A protocol from its YAML mapping, typed by ``schema.config`` and checked."""
+    top = build(_ProtocolEntry, data, source)
+    if not top.stages:
+        raise config_error(source, "stages", "a non-empty list of stages", "[]")
     stages: list[Stage] = []
-    for raw in raw_stages:
-        stage = _stage(raw, source, [s.name for s in stages])
-        stages.append(stage)
-    groups = int(_number(data, "groups", 3, source, lo=1))
-    fin = data.get("finalize") or {}
-    if not isinstance(fin, dict):
-        raise ConfigError(f"{source}: 'finalize' must be a mapping")
+    for index, raw in enumerate(top.stages):
+        stages.append(_stage(raw, index, source, [s.name for s in stages]))
+    check(top.groups >= 1, source, "groups", "an integer >= 1", top.groups)
+    fin = top.finalize
     names = [s.name for s in stages]
     default_final = tuple(s.name for s in stages if s.kind == "annotate")
-    fin_stages = _names(fin.get("stages"), "finalize.stages", source) or default_final
+    fin_stages = _names(fin.stages) or default_final
     for ref in fin_stages:
-        if ref not in names:
-            raise ConfigError(f"{source}: finalize.stages names unknown stage {ref!r}")
-    method = fin.get("method", "majority")
-    if method not in METHODS:
-        raise ConfigError(
-            f"{source}: finalize.method {method!r} is not allowed; allowed: {', '.join(METHODS)}"
-        )
+        check(ref in names, source, "finalize.stages", "names of stages", ref)
+    check(
+        fin.method in METHODS, source, "finalize.method", f"one of {', '.join(METHODS)}", fin.method
+    )
     return Protocol(
-        name=str(data.get("name") or Path(source).stem),
-        taxonomy=load_taxonomy(_taxonomy_ref(data.get("taxonomy"), source)),
-        groups=groups,
+        name=top.name or Path(source).stem,
+        taxonomy=load_taxonomy(_taxonomy_ref(top.taxonomy, source)),
+        groups=top.groups,
         stages=tuple(stages),
         finalize_stages=fin_stages,
-        finalize_method=method,
-        exclude_inactive=bool(fin.get("exclude_inactive", True)),
+        finalize_method=fin.method,
+        exclude_inactive=fin.exclude_inactive,
         source=source,
-        raw=data,
+        raw=dict(data),
     )
 
 

@@ -1,4 +1,4 @@
-"""The whole protocol in order, for the demo and for a lab that wants one call.
+"""The whole protocol in order (``annotate run``, the demo, a lab that wants one call).
 
 For each stage of the protocol: annotate stages are escalated (when they take items from earlier
 stages), pushed, labelled by the simulated crowd (when ``simulate`` is given) and pulled;
@@ -22,20 +22,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotions_data.annotation.allocate import allocate_groups
-from emotions_data.annotation.check import needed_group_size
-from emotions_data.annotation.escalate import EscalateResult, escalate
-from emotions_data.annotation.evaluate import annotator_table, evaluate_stage
-from emotions_data.annotation.finalize import finalize_labels, write_labels
+from emotions_data.annotation.commands import (
+    allocate_command,
+    applied_evaluations,
+    escalate_command,
+    evaluate_command,
+    finalize_command,
+    pull_command,
+    push_command,
+    simulate_command,
+)
+from emotions_data.annotation.endpoint import Server
+from emotions_data.annotation.escalate import EscalateResult
 from emotions_data.annotation.progress import under_judged
 from emotions_data.annotation.protocol import Protocol, Stage, load_protocol
-from emotions_data.annotation.pull import pull_stage
-from emotions_data.annotation.push import push_stage
-from emotions_data.annotation.server import Server
-from emotions_data.annotation.simulate import crowd_confusions, simulate_stage
+from emotions_data.annotation.simulate import read_truth
 from emotions_data.annotation.state import State
-from emotions_data.annotation.store import read_annotations, read_groups, write_groups
-from emotions_data.schema.io import read_manifest
+from emotions_data.annotation.store import read_annotations, read_groups
+from emotions_data.schema.io import read_manifest, read_table_file
+from emotions_data.schema.safety import root_lock
 
 
 @dataclass
@@ -45,6 +50,12 @@ class Simulation:
     truth: pd.Series
     roster: pd.DataFrame
     seed: int = 0
+
+    @classmethod
+    def from_files(cls, truth: Path, roster: pd.DataFrame | Path, seed: int = 0) -> Simulation:
+        """The true labels of a CSV/Parquet (video_id, label) and a roster table or file."""
+        table = roster if isinstance(roster, pd.DataFrame) else read_table_file(Path(roster))
+        return cls(read_truth(truth), table, seed)
 
 
 @dataclass
@@ -58,7 +69,7 @@ class ProtocolRun:
 
 
 def protocol_paths(root: Path) -> dict[str, Path]:
-    """The dataset-root layout shared with split, variants, stats and release (DESIGN.md)."""
+    """The dataset-root layout shared with split, variants, stats and release."""
     base = Path(root)
     return {
         "groups": base / "groups.parquet",
@@ -72,49 +83,6 @@ def _complete(root: Path, stage: Stage, annotations: pd.DataFrame) -> bool:
     return not under_judged(State.load(root), stage, annotations)
 
 
-def _evaluations(groups_path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The groups, and evaluate stage -> outcome of every evaluation applied to them so far."""
-    manifest = read_manifest(groups_path, "groups")
-    done = manifest.meta.params.get("evaluations")
-    return manifest.df, dict(done) if isinstance(done, dict) else {}
-
-
-def evaluate_once(
-    groups_path: Path,
-    annotations_path: Path,
-    proto: Protocol,
-    stage: str,
-    annotations: pd.DataFrame,
-    out: Path | None = None,
-) -> dict[str, Any]:
-    """Evaluate once: the outcome is recorded in the groups manifest it changed, and read back.
-
-    Evaluating again would judge groups this evaluation (and later ones) already changed: the
-    annotators it removed are inactive, so it would flag nobody, and it would rewrite the
-    groups manifest. The record (``params.evaluations``, every evaluation applied so far) is
-    written with the groups (to ``out``, default ``groups_path``) in one atomic write, so they
-    can never disagree. ``annotate evaluate`` and ``run_protocol`` both go through here.
-    """
-    groups, done = _evaluations(groups_path)
-    if stage in done:
-        table = annotator_table(proto, stage, annotations, list(done[stage].get("flagged", [])))
-        return {**done[stage], "already_evaluated": True, "annotators": table}
-    result = evaluate_stage(proto, stage, annotations, groups)
-    done[stage] = {
-        "flagged": result.flagged,
-        "moved": result.moved,
-        "group_alpha": result.group_alpha,
-    }
-    write_groups(
-        result.groups,
-        out or groups_path,
-        params={"stage": stage, "evaluations": done},
-        parents=[annotations_path],
-    )
-    table = annotator_table(proto, stage, annotations, result.flagged)
-    return {**done[stage], "already_evaluated": False, "annotators": table}
-
-
 def _escalate(
     root: Path, proto: Protocol, stage: Stage, annotations: pd.DataFrame, groups: pd.DataFrame
 ) -> EscalateResult:
@@ -126,17 +94,17 @@ def _escalate(
     """
     state = State.load(root)
     later = proto.stages[proto.index(stage.name) + 1 :]
-    _, evaluated = _evaluations(protocol_paths(root)["groups"])
+    _, evaluated = applied_evaluations(protocol_paths(root)["groups"])
     started = any(s.name in (state.assignments if s.labels_items else evaluated) for s in later)
     if stage.name in state.assignments and started:
         return EscalateResult(stage.name, state.assignments[stage.name], kept=True)
-    return escalate(root, proto, stage.name, annotations, groups)
+    return escalate_command(root, proto, stage.name, annotations, groups)
 
 
 def run_protocol(
     root: Path,
-    videos: pd.DataFrame,
-    roster: pd.DataFrame,
+    videos: pd.DataFrame | Path,
+    roster: pd.DataFrame | Path,
     protocol: Protocol | str | Path | None,
     server: Server,
     *,
@@ -144,61 +112,83 @@ def run_protocol(
     seed: int = 0,
     method: str | None = None,
 ) -> ProtocolRun:
-    """Allocate, then every stage of ``protocol`` in order, then finalize (see module doc)."""
+    """Allocate, then every stage of ``protocol`` in order, then finalize (see module doc).
+
+    The ``annotate run`` command: holds the root's write lock throughout; each step is the
+    function its own command calls (``annotation.commands``)."""
     root = Path(root)
     proto = load_protocol(protocol)
     paths = protocol_paths(root)
     run = ProtocolRun(paths["groups"], paths["annotations"], None)
-    if not paths["groups"].exists():
-        allocation = allocate_groups(
-            roster, proto.groups, seed=seed, min_group_size=needed_group_size(proto)[0]
+    frame = _videos(videos)
+    with root_lock(root):
+        if not paths["groups"].exists():
+            allocated = allocate_command(roster, paths["groups"], proto, seed=seed)
+            run.steps.append({"step": "allocate", "imbalance": allocated.allocation.imbalance})
+        for stage in proto.stages:
+            if not _run_stage(root, proto, stage, frame, server, simulate, seed, run):
+                run.waiting_for = stage.name
+                return run
+        final = finalize_command(
+            proto,
+            paths["annotations"],
+            paths["labels"],
+            groups_path=paths["groups"],
+            method=method,
+            seed=seed,
         )
-        write_groups(
-            allocation.groups, paths["groups"], params={"groups": proto.groups, "seed": seed}
-        )
-        run.steps.append({"step": "allocate", "imbalance": allocation.imbalance})
-    # Always the groups as read back, so a first run and a re-run see the same frame.
-    groups = read_groups(paths["groups"])
-    confusions = crowd_confusions(simulate.roster, proto.taxonomy) if simulate else {}
-    for stage in proto.stages:
-        annotations = read_annotations(paths["annotations"], proto.taxonomy)
-        if stage.kind == "evaluate":
-            run.steps.append(
-                {
-                    "step": stage.name,
-                    **evaluate_once(
-                        paths["groups"], paths["annotations"], proto, stage.name, annotations
-                    ),
-                }
-            )
-            groups = read_groups(paths["groups"])
-            continue
-        if stage.source != "all":
-            esc = _escalate(root, proto, stage, annotations, groups)
-            run.steps.append({"step": f"escalate {stage.name}", **esc.to_dict()})
-            if not any(esc.assignment.values()):
-                continue
-        pushed = push_stage(root, server, proto, stage.name, videos, groups, seed=seed)
-        run.steps.append({"step": f"push {stage.name}", **pushed.to_dict()})
-        if simulate is not None:
-            sim_seed = int(
-                np.random.default_rng([simulate.seed, proto.index(stage.name)]).integers(2**31)
-            )
-            sim = simulate_stage(
-                root, server, proto, stage.name, groups, simulate.truth, confusions, seed=sim_seed
-            )
-            run.steps.append({"step": f"simulate {stage.name}", **sim.to_dict()})
-        pulled = pull_stage(root, server, proto, stage.name, paths["annotations"], groups=groups)
-        run.steps.append({"step": f"pull {stage.name}", **pulled.to_dict()})
-        annotations = read_annotations(paths["annotations"], proto.taxonomy)
-        if not _complete(root, stage, annotations):
-            run.waiting_for = stage.name
-            return run
-    annotations = read_annotations(paths["annotations"], proto.taxonomy)
-    final = finalize_labels(proto, annotations, groups, method=method, seed=seed)
-    run.labels_path = write_labels(
-        final, paths["labels"], proto, [paths["annotations"], paths["groups"]]
-    )
+    run.labels_path = paths["labels"]
     run.unresolved = final.unresolved
     run.steps.append({"step": "finalize", **final.to_dict()})
     return run
+
+
+def _run_stage(
+    root: Path,
+    proto: Protocol,
+    stage: Stage,
+    videos: pd.DataFrame,
+    server: Server,
+    simulate: Simulation | None,
+    seed: int,
+    run: ProtocolRun,
+) -> bool:
+    """One stage: evaluate, or escalate, push, simulate and pull; False while it waits for
+    judgements. The groups are always read back, so a first run and a re-run see the same."""
+    paths = protocol_paths(root)
+    groups = read_groups(paths["groups"])
+    annotations = read_annotations(paths["annotations"], proto.taxonomy)
+    if stage.kind == "evaluate":
+        outcome = evaluate_command(proto, stage.name, paths["annotations"], paths["groups"])
+        run.steps.append({"step": stage.name, **outcome})
+        return True
+    if stage.source != "all":
+        esc = _escalate(root, proto, stage, annotations, groups)
+        run.steps.append({"step": f"escalate {stage.name}", **esc.to_dict()})
+        if not any(esc.assignment.values()):
+            return True
+    pushed = push_command(root, server, proto, stage.name, videos, groups, seed=seed)
+    run.steps.append({"step": f"push {stage.name}", **pushed.to_dict()})
+    if simulate is not None:
+        # one seed per stage, from the crowd's seed and the stage's place in the protocol
+        rng = np.random.default_rng([simulate.seed, proto.index(stage.name)])
+        sim = simulate_command(
+            root,
+            server,
+            proto,
+            stage.name,
+            groups,
+            simulate.truth,
+            simulate.roster,
+            seed=int(rng.integers(2**31)),
+        )
+        run.steps.append({"step": f"simulate {stage.name}", **sim.to_dict()})
+    pulled = pull_command(root, server, proto, stage.name, paths["annotations"], groups=groups)
+    run.steps.append({"step": f"pull {stage.name}", **pulled.to_dict()})
+    return _complete(root, stage, read_annotations(paths["annotations"], proto.taxonomy))
+
+
+def _videos(videos: pd.DataFrame | Path) -> pd.DataFrame:
+    if isinstance(videos, pd.DataFrame):
+        return videos
+    return read_manifest(Path(videos), "videos").df

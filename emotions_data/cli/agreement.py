@@ -84,37 +84,26 @@ def agreement(
       emotions-data --seed 7 agreement data/annotations.parquet --by class,annotator,stage \\
           --bootstrap 1000 --min-alpha 0.667 --json agreement.json --report reports/agreement
     """
-    from emotions_data.agreement.inputs import final_crowd, load_annotations, load_groups
-    from emotions_data.agreement.render import format_text, write_report_dir
-    from emotions_data.agreement.report import compute_agreement, enforce_min_alpha, parse_by
+    from emotions_data.agreement.command import agreement_command
+    from emotions_data.agreement.render import format_text
+    from emotions_data.agreement.report import enforce_min_alpha
 
-    dims = set(parse_by(by))
-    if report_dir is not None:
-        # The report's plots need the per-class and per-stage figures.
-        dims |= {"class", "stage"}
-    # The annotations' own group_id serves only --by group without --groups.
-    own_groups = "group" in dims and groups is None
-    frame, tax = load_annotations(annotations, taxonomy, with_groups=own_groups)
-    group_map = load_groups(groups) if groups is not None else None
-    crowd = None
-    if groups is not None:
-        frame, crowd = final_crowd(frame, groups, include_removed)
-    report = compute_agreement(
-        frame,
-        tax,
-        stages=stages or None,
-        by=dims,
-        groups=group_map,
+    run = agreement_command(
+        annotations,
+        stages=stages,
+        by=by,
+        groups=groups,
+        include_removed=include_removed,
         n_boot=n_boot,
         level=level,
         seed=settings.seed,
-        source=str(annotations),
+        taxonomy=taxonomy,
+        report_dir=report_dir,
     )
-    report.crowd = crowd
+    report = run.report
     if json_target != "-":
         click.echo(format_text(report))
     emit_json(report.to_dict(), json_target)
     if report_dir is not None:
-        written = write_report_dir(report, report_dir)
-        click.echo(f"wrote {len(written)} files to {report_dir}", err=json_target == "-")
+        click.echo(f"wrote {len(run.written)} files to {report_dir}", err=json_target == "-")
     enforce_min_alpha(report, min_alpha)

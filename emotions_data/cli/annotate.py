@@ -39,23 +39,6 @@ def _server(root: Path, ls_url: str | None) -> Any:
     return connect(root, ls_url)
 
 
-def _lock(root: Path) -> Any:
-    """The dataset root's write lock: a second annotate writer on it fails at once, naming us.
-
-    Commands without --root lock the folder of the file they write (the root in the layout)."""
-    from emotions_data.schema.safety import root_lock
-
-    return root_lock(root)
-
-
-def _groups(path: Path | None) -> Any:
-    if path is None:
-        return None
-    from emotions_data.annotation.store import read_groups
-
-    return read_groups(path)
-
-
 @click.group()
 def annotate() -> None:
     """Crowd annotation on Label Studio: server, allocate, push, pull, evaluate, escalate, finalize.
@@ -101,19 +84,9 @@ def users(
     Example:
       emotions-data annotate users --root data --groups data/groups.parquet
     """
-    from emotions_data.annotation.accounts import sync_accounts
-    from emotions_data.annotation.protocol import load_protocol
+    from emotions_data.annotation.commands import users_command
 
-    proto = load_protocol(protocol)
-    with _lock(root):
-        result = sync_accounts(
-            root,
-            _server(root, ls_url),
-            _groups(groups),
-            out=out,
-            reset=reset,
-            stage_order=[s.name for s in proto.stages],
-        )
+    result = users_command(root, _server(root, ls_url), groups, protocol, out=out, reset=reset)
     click.echo(
         f"{result.credentials}: {len(result.created)} account(s) created, "
         f"{len(result.passwords_set)} password(s) set, {len(result.unchanged)} unchanged, "
@@ -144,24 +117,10 @@ def allocate(
     Example:
       emotions-data --seed 1 annotate allocate roster.csv --groups 3 --out data/groups.parquet
     """
-    from emotions_data.annotation.allocate import allocate_groups, allocation_summary
-    from emotions_data.annotation.check import check_roster
-    from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.store import write_groups
-    from emotions_data.schema.io import read_table_file
+    from emotions_data.annotation.commands import allocate_command
 
-    proto = load_protocol(protocol)
-    table = read_table_file(roster)
-    check = check_roster(table, proto, k, where=str(roster))
-    check.raise_errors()
-    allocation = allocate_groups(table, k, seed=settings.seed, min_group_size=check.needed_size)
-    with _lock(out.parent):
-        write_groups(
-            allocation.groups,
-            out,
-            params={"groups": k, "seed": settings.seed, "roster": str(roster)},
-        )
-    summary = allocation_summary(allocation)
+    result = allocate_command(roster, out, protocol, groups=k, seed=settings.seed)
+    allocation, summary = result.allocation, result.summary
     sizes = ", ".join(f"{g}: {n}" for g, n in summary["groups"].items())
     click.echo(f"{out}: groups {sizes}; imbalance {summary['imbalance']}")
     if allocation.surplus_leaders:
@@ -202,17 +161,9 @@ def check_cmd(
       emotions-data annotate check --protocol lab.yaml --roster roster.csv --num-groups 2
       emotions-data annotate check --protocol lab.yaml --groups data/groups.parquet
     """
-    from emotions_data.annotation.check import check_setup
-    from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.schema.io import read_table_file
+    from emotions_data.annotation.commands import check_command
 
-    proto = load_protocol(protocol)
-    report = check_setup(
-        proto,
-        groups=_groups(groups),
-        roster=read_table_file(roster) if roster is not None else None,
-        n_groups=k,
-    )
+    proto, report = check_command(protocol, groups=groups, roster=roster, n_groups=k)
     emit_json(report.to_dict(), json_out)
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -252,20 +203,11 @@ def push(
     Example:
       emotions-data annotate push --stage primary --videos data/videos.parquet --groups data/groups.parquet --root data
     """
-    from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.push import push_stage
-    from emotions_data.schema.io import read_manifest
+    from emotions_data.annotation.commands import push_command
 
-    with _lock(root):
-        result = push_stage(
-            root,
-            _server(root, ls_url),
-            load_protocol(protocol),
-            stage,
-            read_manifest(videos, "videos").df,
-            _groups(groups),
-            seed=settings.seed,
-        )
+    result = push_command(
+        root, _server(root, ls_url), protocol, stage, videos, groups, seed=settings.seed
+    )
     if result.nothing_to_push:
         click.echo(f"{stage}: nothing to push (no item was routed to this stage)")
     for group, pid in result.projects.items():
@@ -328,21 +270,19 @@ def pull(
     Example:
       emotions-data annotate pull --stage primary --out data/annotations.parquet --root data
     """
-    from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.pull import pull_stage
+    from emotions_data.annotation.commands import pull_command
 
-    with _lock(root):
-        result = pull_stage(
-            root,
-            _server(root, ls_url),
-            load_protocol(protocol),
-            stage,
-            out,
-            groups=_groups(groups),
-            strict=strict,
-            via=via,
-            force=force,
-        )
+    result = pull_command(
+        root,
+        _server(root, ls_url),
+        protocol,
+        stage,
+        out,
+        groups=groups,
+        strict=strict,
+        via=via,
+        force=force,
+    )
     _report_pull(result)
     emit_json(result.to_dict(), json_out)
 
@@ -412,12 +352,13 @@ def status_cmd(
     from emotions_data.annotation.progress import format_status
     from emotions_data.annotation.protocol import load_protocol
     from emotions_data.annotation.status import annotation_status
+    from emotions_data.annotation.store import read_groups
 
     statuses = annotation_status(
         root,
         _server(root, ls_url),
         load_protocol(protocol),
-        groups=_groups(groups),
+        groups=read_groups(groups) if groups is not None else None,
         stages=stages,
         via=via,
     )
@@ -457,20 +398,18 @@ def import_cmd(
     Example:
       emotions-data annotate import project-3.json --stage primary --users users.csv --out data/annotations.parquet
     """
-    from emotions_data.annotation.pull import import_export
-    from emotions_data.schema.taxonomy import load_taxonomy
+    from emotions_data.annotation.commands import import_command
 
-    with _lock(out.parent):
-        result = import_export(
-            export,
-            stage,
-            out,
-            load_taxonomy(taxonomy),
-            users=users,
-            group_id=group_id,
-            strict=strict,
-            force=force,
-        )
+    result = import_command(
+        export,
+        stage,
+        out,
+        taxonomy=taxonomy,
+        users=users,
+        group_id=group_id,
+        strict=strict,
+        force=force,
+    )
     _report_pull(result)
     emit_json(result.to_dict(), json_out)
 
@@ -504,15 +443,9 @@ def evaluate(
     Example:
       emotions-data annotate evaluate --stage evaluate_a --annotations data/annotations.parquet --groups data/groups.parquet
     """
-    from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.runner import evaluate_once
-    from emotions_data.annotation.store import read_annotations
+    from emotions_data.annotation.commands import evaluate_command
 
-    proto = load_protocol(protocol)
-    with _lock((out or groups).parent):
-        result = evaluate_once(
-            groups, annotations, proto, stage, read_annotations(annotations, proto.taxonomy), out
-        )
+    result = evaluate_command(protocol, stage, annotations, groups, out)
     target = out or groups
     alphas = ", ".join(f"{g}: {a}" for g, a in result["group_alpha"].items())
     again = (
@@ -564,21 +497,17 @@ def escalate(
     Example:
       emotions-data annotate escalate --from primary --to cross_check_a --annotations data/annotations.parquet --groups data/groups.parquet --root data
     """
-    from emotions_data.annotation.escalate import escalate as run_escalate
-    from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.store import read_annotations
+    from emotions_data.annotation.commands import escalate_command
 
-    proto = load_protocol(protocol)
-    with _lock(root):
-        result = run_escalate(
-            root,
-            proto,
-            to_stage,
-            read_annotations(annotations, proto.taxonomy),
-            _groups(groups),
-            from_stages=from_stages,
-            allow_incomplete=allow_incomplete,
-        )
+    result = escalate_command(
+        root,
+        protocol,
+        to_stage,
+        annotations,
+        groups,
+        from_stages=from_stages,
+        allow_incomplete=allow_incomplete,
+    )
     info = result.to_dict()
     items = ", ".join(f"{g}: {n}" for g, n in info["items"].items()) or "none"
     note = " (already pushed; kept)" if result.kept else ""
@@ -615,21 +544,11 @@ def finalize(
     Example:
       emotions-data annotate finalize --annotations data/annotations.parquet --groups data/groups.parquet --method dawid-skene --out data/labels.parquet
     """
-    from emotions_data.annotation.finalize import finalize_labels, write_labels
-    from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.store import read_annotations
+    from emotions_data.annotation.commands import finalize_command
 
-    proto = load_protocol(protocol)
-    result = finalize_labels(
-        proto,
-        read_annotations(annotations, proto.taxonomy),
-        _groups(groups),
-        method=method,
-        seed=settings.seed,
+    result = finalize_command(
+        protocol, annotations, out, groups_path=groups, method=method, seed=settings.seed
     )
-    parents = [annotations] + ([groups] if groups else [])
-    with _lock(out.parent):
-        write_labels(result, out, proto, parents)
     info = result.to_dict()
     click.echo(
         f"{out}: {info['labels']} label(s) {info['by_method']}, expert changed {info['expert_changed']}"
@@ -687,24 +606,20 @@ def simulate(
     Example:
       emotions-data annotate simulate --stage primary --roster roster.csv --groups data/groups.parquet --truth truth.csv --root data
     """
-    from emotions_data.annotation.protocol import load_protocol
-    from emotions_data.annotation.simulate import crowd_confusions, read_truth, simulate_stage
-    from emotions_data.schema.io import read_table_file
+    from emotions_data.annotation.commands import simulate_command
+    from emotions_data.annotation.simulate import read_truth
 
-    proto = load_protocol(protocol)
-    truth_series = read_truth(truth)
-    with _lock(root):
-        result = simulate_stage(
-            root,
-            _server(root, ls_url),
-            proto,
-            stage,
-            _groups(groups),
-            truth_series,
-            crowd_confusions(read_table_file(roster), proto.taxonomy),
-            seed=settings.seed,
-            bulk=bulk,
-        )
+    result = simulate_command(
+        root,
+        _server(root, ls_url),
+        protocol,
+        stage,
+        groups,
+        read_truth(truth),
+        roster,
+        seed=settings.seed,
+        bulk=bulk,
+    )
     click.echo(f"{stage}: {result.created} annotation(s) created, {result.already} already there")
     emit_json(result.to_dict(), json_out)
 
@@ -743,24 +658,18 @@ def run_cmd(
       emotions-data annotate run --videos data/videos.parquet --roster roster.csv --truth truth.csv --root data
     """
     from emotions_data.annotation.runner import Simulation, run_protocol
-    from emotions_data.annotation.simulate import read_truth
-    from emotions_data.schema.io import read_manifest, read_table_file
 
-    roster_df = read_table_file(roster)
-    sim = None
-    if truth is not None:
-        sim = Simulation(read_truth(truth), roster_df, settings.seed)
-    with _lock(root):
-        result = run_protocol(
-            root,
-            read_manifest(videos, "videos").df,
-            roster_df,
-            protocol,
-            _server(root, ls_url),
-            simulate=sim,
-            seed=settings.seed,
-            method=method,
-        )
+    sim = Simulation.from_files(truth, roster, settings.seed) if truth is not None else None
+    result = run_protocol(
+        root,
+        videos,
+        roster,
+        protocol,
+        _server(root, ls_url),
+        simulate=sim,
+        seed=settings.seed,
+        method=method,
+    )
     for step in result.steps:
         click.echo(f"- {step['step']}")
     if result.waiting_for:

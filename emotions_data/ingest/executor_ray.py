@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
-from emotions_data.ingest.executors import keep_freed_memory
+from emotions_data.ingest.worker_memory import keep_freed_memory
 from emotions_data.schema.errors import ConfigError
 
 T = TypeVar("T")

@@ -35,7 +35,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from emotions_data.ingest.probe import PROBE_COLUMNS, MediaError, ProbeResult, p
 from emotions_data.ingest.reposts import MatchSettings, connected_groups, find_reposts
 from emotions_data.schema.atomic import atomic_path, sha256_file
 from emotions_data.schema.cache import CacheMeta, write_cache
+from emotions_data.schema.config import build, check, load_mapping
 from emotions_data.schema.errors import (
     ConfigError,
     EnvironmentFault,
@@ -62,7 +63,6 @@ from emotions_data.schema.errors import (
 )
 from emotions_data.schema.io import read_manifest, write_manifest
 from emotions_data.schema.safety import inside_root, root_lock
-from emotions_data.schema.yamlfile import read_yaml
 
 MANIFEST_NAME = "videos.parquet"
 #: Rewrite the manifest while results arrive at least this many seconds apart...
@@ -143,51 +143,42 @@ class PrepareConfig:
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _of_kind(value: Any, kind: str) -> bool:
-    """Whether a YAML value fits a setting declared ``int``, ``float``, ``bool`` or ``str``."""
-    if isinstance(value, bool):
-        return kind == "bool"  # YAML true/false is no number
-    if kind == "float":
-        return isinstance(value, int | float)
-    return isinstance(value, {"int": int, "bool": bool, "str": str}[kind])
-
-
 def load_prepare_config(
     source: PrepareConfig | str | Path | dict[str, Any] | None,
 ) -> PrepareConfig:
-    if source is None:
-        return PrepareConfig()
+    """The settings of a YAML file or mapping (``None``: the defaults), typed and checked.
+
+    A wrong type is refused here (``schema.config``): it would otherwise reach ffmpeg and mark
+    every video failed for good."""
     if isinstance(source, PrepareConfig):
         return source
-    where = "prepare config"
-    if isinstance(source, dict):
-        data: Any = source
-    else:
-        where = str(source)
-        data = read_yaml(source, "prepare config") or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings")
-    allowed = {f.name: f.type for f in fields(PrepareConfig)}
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-        )
-    for name, kind in allowed.items():
-        # a wrong type would otherwise reach ffmpeg and mark every video failed for good
-        if name in data and not _of_kind(data[name], str(kind)):
-            article = "an" if kind == "int" else "a"
-            raise ConfigError(f"{where}: {name} must be {article} {kind}, got {data[name]!r}")
-    config = PrepareConfig(**data)
+    data, where = load_mapping(source, "prepare config")
+    config = build(PrepareConfig, data, where)
     for name in ("short_side", "segments", "frames_per_segment", "cache_size"):
-        if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
-            raise ConfigError(f"{where}: {name} must be a positive integer")
-    if not 0 <= config.repost_max_distance <= 256 or not 0 < config.repost_min_share <= 1:
-        raise ConfigError(
-            f"{where}: repost_max_distance must be 0-256 and repost_min_share in (0, 1]"
-        )
-    if config.fps <= 0 or config.min_duration_s > config.max_duration_s:
-        raise ConfigError(f"{where}: fps must be > 0 and min_duration_s <= max_duration_s")
+        value = getattr(config, name)
+        check(value >= 1, where, name, "a positive integer", value)
+    check(
+        0 <= config.repost_max_distance <= 256,
+        where,
+        "repost_max_distance",
+        "an integer in 0-256",
+        config.repost_max_distance,
+    )
+    check(
+        0 < config.repost_min_share <= 1,
+        where,
+        "repost_min_share",
+        "a number in (0, 1]",
+        config.repost_min_share,
+    )
+    check(config.fps > 0, where, "fps", "a number > 0", config.fps)
+    check(
+        config.min_duration_s <= config.max_duration_s,
+        where,
+        "min_duration_s",
+        f"at most max_duration_s ({config.max_duration_s:g})",
+        config.min_duration_s,
+    )
     return config
 
 
@@ -527,6 +518,7 @@ def _prepare_locked(
     ray_address: str | None,
     verify: bool,
 ) -> PrepareSummary:
+    """The run, step by step, under the root's lock (``prepare``)."""
     started = time.monotonic()
     path = root / MANIFEST_NAME
     manifest = read_manifest(path, "videos")
@@ -535,14 +527,48 @@ def _prepare_locked(
     params = {"config": asdict(conf), "outputs_key": key, "workers": workers}
     book = _Book(path, manifest.df, params)
     _remove_leftovers(root)
+    cand = _candidates(root, book.rows, same_outputs)
+    by_sha, exact = _mark_exact_duplicates(cand)
+    todo = _apply_filters(cand, conf)
+    # done means verified: every output matches its completion record (else it is redone);
+    # a record also brings back the outputs of a run killed before its manifest write
+    records = _verified_records(
+        [str(r["video_id"]) for r, info in todo if info is not None], root, key, workers, verify
+    )
+    tasks, skipped = _plan_tasks(todo, records, root, conf, key)
+    _run_and_record(tasks, book, progress, workers, executor, ray_address)
+    # exact duplicates share the kept copy's bytes, hence its probe
+    for group in by_sha.values():
+        for row in group[1:]:
+            row.update({c: group[0].get(c) for c in PROBE_COLUMNS})
+    near = _mark_reposts(root, [r for r in cand if r["status"] == "ok"], conf)
+    book.flush(force=True)
+    statuses = Counter(str(r["status"]) for r in book.rows)
+    errors = Counter(str(r["error_kind"]) for r in book.rows if r.get("error_kind"))
+    return PrepareSummary(
+        total=len(book.rows),
+        processed=len(tasks),
+        skipped=skipped,
+        exact_duplicates=exact,
+        near_duplicates=near,
+        by_status=dict(sorted(statuses.items())),
+        by_error=dict(sorted(errors.items())),
+        manifest=str(path),
+        changed=book.changed,
+        elapsed_s=time.monotonic() - started,
+    )
 
-    # candidates: every fetched file not already failed; their derived status is recomputed
-    # ...and, when the output settings changed, also the files an earlier run failed on: a
-    # bad setting (an encoder ffmpeg lacks) must not mark good videos failed for good; and
-    # the failures an older version recorded for a full disk or an I/O error
+
+def _candidates(root: Path, rows: list[dict[str, Any]], same_outputs: bool) -> list[dict[str, Any]]:
+    """The rows to (re)consider, their derived status reset and their sha256 known.
+
+    Every fetched file not already failed; and, when the output settings changed, also the
+    files an earlier run failed on: a bad setting (an encoder ffmpeg lacks) must not mark good
+    videos failed for good; and the failures an older version recorded for a full disk or an
+    I/O error."""
     cand = [
         r
-        for r in book.rows
+        for r in rows
         if r.get("media_path")
         and (
             r["status"] != "failed"
@@ -556,8 +582,14 @@ def _prepare_locked(
             row.update(phash=None, normalized_path=None, audio_path=None, cache_path=None)
         if not row.get("sha256") and (root / str(row["media_path"])).is_file():
             row.update(sha256=sha256_file(root / str(row["media_path"])))
+    return cand
 
-    # exact duplicates first: identical bytes are never decoded twice
+
+def _mark_exact_duplicates(
+    cand: list[dict[str, Any]],
+) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Identical bytes are never decoded twice: per sha256 the first by ``_exact_keep_order``
+    is kept, the others marked; returns the groups (kept copy first) and how many were marked."""
     by_sha: dict[str, list[dict[str, Any]]] = {}
     for row in cand:
         if row.get("sha256"):
@@ -569,7 +601,13 @@ def _prepare_locked(
             exact += 1
             msg = f"exact duplicate (same sha256) of {group[0]['video_id']}"
             row.update(status="duplicate", dup_of=group[0]["video_id"], error_message=msg)
+    return by_sha, exact
 
+
+def _apply_filters(
+    cand: list[dict[str, Any]], conf: PrepareConfig
+) -> list[tuple[dict[str, Any], ProbeResult | None]]:
+    """Marks the already probed rows the filters refuse; the others, with their probe if any."""
     todo: list[tuple[dict[str, Any], ProbeResult | None]] = []
     for row in cand:
         if row["status"] == "duplicate":
@@ -581,11 +619,18 @@ def _prepare_locked(
                 row.update(status="filtered", error_kind="filtered", error_message=reason)
                 continue
         todo.append((row, info))
-    # done means verified: every output matches its completion record (else it is redone);
-    # a record also brings back the outputs of a run killed before its manifest write
-    records = _verified_records(
-        [str(r["video_id"]) for r, info in todo if info is not None], root, key, workers, verify
-    )
+    return todo
+
+
+def _plan_tasks(
+    todo: list[tuple[dict[str, Any], ProbeResult | None]],
+    records: dict[str, dict[str, Any]],
+    root: Path,
+    conf: PrepareConfig,
+    key: str,
+) -> tuple[list[PrepareTask], int]:
+    """A task per row still to decode; a verified record restores a done row's outputs
+    instead. Returns the tasks and how many rows were done already."""
     tasks: list[PrepareTask] = []
     skipped = 0
     for row, info in todo:
@@ -604,7 +649,40 @@ def _prepare_locked(
                 outputs_key=key,
             )
         )
+    return tasks, skipped
 
+
+def _result_columns(res: PrepareResult) -> dict[str, Any]:
+    """The manifest columns one item's result sets."""
+    values: dict[str, Any] = {
+        "status": res.status,
+        "error_kind": res.error_kind,
+        "error_message": res.error_message,
+    }
+    if res.info is not None:
+        values.update(res.info.to_columns())
+    if res.status == "ok":
+        values.update(
+            phash=res.phash,
+            normalized_path=res.normalized_path,
+            audio_path=res.audio_path,
+            cache_path=res.cache_path,
+        )
+    return values
+
+
+def _run_and_record(
+    tasks: list[PrepareTask],
+    book: _Book,
+    progress: bool,
+    workers: int,
+    executor: str,
+    ray_address: str | None,
+) -> None:
+    """Run the tasks on the executor and write each result into its row as it arrives.
+
+    Whatever stops the run (Ctrl-C, a broken pool) saves what is done first; a fault of the
+    machine stops it with ``EnvironmentFault`` and records nothing for that item."""
     by_id = {str(r["video_id"]): r for r in book.rows}
     bar = _progress_bar(len(tasks), progress)
     failed = finished = 0
@@ -621,22 +699,7 @@ def _prepare_locked(
             if res.fault is not None:  # the machine failed, not the video: stop, record nothing
                 fault = res
                 break
-            row = by_id[res.video_id]
-            values: dict[str, Any] = {
-                "status": res.status,
-                "error_kind": res.error_kind,
-                "error_message": res.error_message,
-            }
-            if res.info is not None:
-                values.update(res.info.to_columns())
-            if res.status == "ok":
-                values.update(
-                    phash=res.phash,
-                    normalized_path=res.normalized_path,
-                    audio_path=res.audio_path,
-                    cache_path=res.cache_path,
-                )
-            row.update(values)
+            by_id[res.video_id].update(_result_columns(res))
             book.flush()
             failed += res.status == "failed"
             finished += 1
@@ -656,29 +719,6 @@ def _prepare_locked(
             f"prepare stopped: {fault.fault} (while preparing {fault.video_id}); no video was "
             f"marked failed for it: fix that and run prepare again ({left} video(s) left)"
         )
-
-    # exact duplicates share the kept copy's bytes, hence its probe
-    for group in by_sha.values():
-        for row in group[1:]:
-            row.update({c: group[0].get(c) for c in PROBE_COLUMNS})
-
-    near = _mark_reposts(root, [r for r in cand if r["status"] == "ok"], conf)
-    book.flush(force=True)
-
-    statuses = Counter(str(r["status"]) for r in book.rows)
-    errors = Counter(str(r["error_kind"]) for r in book.rows if r.get("error_kind"))
-    return PrepareSummary(
-        total=len(book.rows),
-        processed=len(tasks),
-        skipped=skipped,
-        exact_duplicates=exact,
-        near_duplicates=near,
-        by_status=dict(sorted(statuses.items())),
-        by_error=dict(sorted(errors.items())),
-        manifest=str(path),
-        changed=book.changed,
-        elapsed_s=time.monotonic() - started,
-    )
 
 
 def hashes_path(root: Path, video_id: str) -> Path:

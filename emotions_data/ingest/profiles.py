@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emotions_data.schema.errors import ConfigError
-from emotions_data.schema.yamlfile import read_yaml
+from emotions_data.schema.config import build, check, load_mapping
 
 
 @dataclass(frozen=True)
@@ -64,55 +63,40 @@ class FetchProfile:
         return {name: p.concurrency for name, p in self.platforms if p.concurrency}
 
 
-_FIELDS = {f.name for f in fields(PlatformProfile)}
-_TYPES = {f.name: f.type for f in fields(PlatformProfile)}
+@dataclass(frozen=True)
+class _ProfileFile:
+    """The top level of a profile file; each section is checked on its own (``_section``)."""
+
+    default: dict[str, Any] | None = None
+    platforms: dict[Any, Any] | None = None  # platform name -> section
 
 
-def _of_kind(value: Any, kind: str) -> bool:
-    """Whether a YAML value fits a field declared ``str``, ``int``, ``float`` (or ``... | None``)."""
-    if value is None:
-        return "None" in kind
-    if isinstance(value, bool):
-        return False  # YAML true/false is neither a number nor a name
-    base = kind.split("|")[0].strip()
-    if base == "float":
-        return isinstance(value, int | float)
-    return isinstance(value, {"int": int, "str": str}[base])
-
-
-def _section(data: Any, base: PlatformProfile, where: str) -> PlatformProfile:
-    if data is None:
-        return base
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings")
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_FIELDS))}"
-        )
-    for name, value in data.items():
-        # a wrong type would otherwise crash the run inside yt-dlp, or be ignored there
-        kind = str(_TYPES[name])
-        if not _of_kind(value, kind):
-            # the type, not the value: a misplaced proxy or cookies path is a secret too
-            got = type(value).__name__
-            raise ConfigError(f"{where}: {name} must be {kind.replace('|', 'or')}, got a {got}")
-    if data.get("rate_limit") is not None:
+def _section(data: Any, base: PlatformProfile, where: str, key: str) -> PlatformProfile:
+    """One section (``default`` or ``platforms.NAME``) over ``base``, typed by
+    ``schema.config``; wrong strings are never shown (a misplaced proxy is a secret too)."""
+    profile = build(PlatformProfile, data, where, prefix=key, base=base, hide_strings=True)
+    if profile.rate_limit is not None:
         from yt_dlp.utils import parse_bytes
 
-        if parse_bytes(str(data["rate_limit"])) is None:
-            raise ConfigError(
-                f"{where}: rate_limit {data['rate_limit']!r} is not a rate like 500K or 2M"
-            )
-    try:
-        profile = replace(base, **data)
-        for name in ("sleep_interval_s", "backoff_s", "socket_timeout_s"):
-            if float(getattr(profile, name)) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if profile.retries < 0 or (profile.concurrency is not None and profile.concurrency < 1):
-            raise ValueError("retries must be >= 0 and concurrency >= 1")
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        check(
+            parse_bytes(profile.rate_limit) is not None,
+            where,
+            f"{key}.rate_limit",
+            "a rate like 500K or 2M",
+            profile.rate_limit,
+        )
+    for name in ("sleep_interval_s", "backoff_s", "socket_timeout_s"):
+        value = getattr(profile, name)
+        check(value >= 0, where, f"{key}.{name}", "a number >= 0", value)
+    check(profile.retries >= 0, where, f"{key}.retries", "an integer >= 0", profile.retries)
+    if profile.concurrency is not None:
+        check(
+            profile.concurrency >= 1,
+            where,
+            f"{key}.concurrency",
+            "an integer >= 1 or null",
+            profile.concurrency,
+        )
     return profile
 
 
@@ -122,21 +106,12 @@ def load_profile(source: str | Path | dict[str, Any] | FetchProfile | None) -> F
         return FetchProfile()
     if isinstance(source, FetchProfile):
         return source
-    where = "profile"
-    if isinstance(source, dict):
-        data: Any = source
-    else:
-        where = str(source)
-        data = read_yaml(source, "profile") or {}
-    if not isinstance(data, dict) or not set(data) <= {"default", "platforms"}:
-        raise ConfigError(f"{where}: expected top-level keys 'default' and/or 'platforms'")
-    default = _section(data.get("default"), PlatformProfile(), f"{where}: default")
-    platforms = data.get("platforms") or {}
-    if not isinstance(platforms, dict):
-        raise ConfigError(f"{where}: 'platforms' must map platform names to settings")
+    data, where = load_mapping(source, "profile")
+    top = build(_ProfileFile, data, where)
+    default = _section(top.default, PlatformProfile(), where, "default")
     per = tuple(
-        (str(name).lower(), _section(conf, default, f"{where}: platforms.{name}"))
-        for name, conf in platforms.items()
+        (str(name).lower(), _section(conf, default, where, f"platforms.{name}"))
+        for name, conf in (top.platforms or {}).items()
     )
     return FetchProfile(default=default, platforms=per)
 

@@ -51,8 +51,8 @@ def render_schema_markdown() -> str:
 
 def write_docs(out: Path) -> list[Path]:
     """Write SCHEMA.md and one tiny example of each kind into ``out``."""
+    from emotions_data.schema.examples import example_frames
     from emotions_data.schema.io import write_manifest
-    from emotions_data.testing.manifests import example_frames
 
     out.mkdir(parents=True, exist_ok=True)
     schema_md = out / "SCHEMA.md"

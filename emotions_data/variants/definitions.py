@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emotions_data.schema.config import build, check, coerce, config_error, load_mapping, show
 from emotions_data.schema.errors import ConfigError
 from emotions_data.schema.resources import ANNOTATION_DIR
-from emotions_data.schema.yamlfile import read_yaml
 
 DEFAULT_VARIANTS = ANNOTATION_DIR / "variants.yaml"
 RULES = ("full", "balanced", "test_oriented")
 
-#: Parameters each rule accepts, with their defaults.
-RULE_PARAMS: dict[str, dict[str, Any]] = {
-    "full": {"ratios": [0.7, 0.1, 0.2]},
-    "balanced": {"per_class": None},
-    "test_oriented": {
-        "min_support": 1.0,
-        "include_expert": True,
-        "test_share": 0.2,
-        "test_per_class": None,
-        "train_val_ratios": [0.875, 0.125],
-    },
+
+@dataclass(frozen=True)
+class FullParams:
+    ratios: list[float] = field(default_factory=lambda: [0.7, 0.1, 0.2])
+
+
+@dataclass(frozen=True)
+class BalancedParams:
+    per_class: int | None = None  # null: the smallest class's count
+
+
+@dataclass(frozen=True)
+class TestOrientedParams:
+    min_support: float = 1.0
+    include_expert: bool = True
+    test_share: float = 0.2
+    test_per_class: int | None = None
+    train_val_ratios: list[float] = field(default_factory=lambda: [0.875, 0.125])
+
+
+#: The parameters of each rule, with their types and defaults (read by ``schema.config``).
+RULE_PARAMS: dict[str, type[Any]] = {
+    "full": FullParams,
+    "balanced": BalancedParams,
+    "test_oriented": TestOrientedParams,
 }
 
 
@@ -40,77 +54,59 @@ class VariantSpec:
 
 
 def _check_params(name: str, rule: str, entry: dict[str, Any], source: str) -> dict[str, Any]:
-    allowed = RULE_PARAMS[rule]
-    unknown = sorted(set(entry) - set(allowed) - {"rule", "rationale"})
-    if unknown:
-        raise ConfigError(
-            f"{source}: variant {name!r} has unknown key(s) {unknown}; rule {rule!r} allows: "
-            f"{', '.join(allowed) or 'none'}"
-        )
-    params = {k: entry.get(k, v) for k, v in allowed.items()}
-    for key in ("per_class", "test_per_class"):
-        value = params.get(key)
-        # bool is an int in Python: YAML `true` must not read as 1
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise ConfigError(
-                f"{source}: variant {name!r}: {key} must be a positive integer or null"
-            )
+    """The rule's parameters of one entry: typed, defaults filled in, ranges checked."""
+    key = f"variants.{name}"
+    given = {k: v for k, v in entry.items() if k not in ("rule", "rationale")}
+    params: dict[str, Any] = asdict(build(RULE_PARAMS[rule], given, source, prefix=key))
+    for count in ("per_class", "test_per_class"):
+        value = params.get(count)
+        if value is not None:
+            check(value >= 1, source, f"{key}.{count}", "a positive integer or null", value)
     if rule == "test_oriented":
-        if not isinstance(params["include_expert"], bool):
-            raise ConfigError(
-                f"{source}: variant {name!r}: include_expert must be true or false, "
-                f"got {params['include_expert']!r}"
-            )
-        support = params["min_support"]
-        if not isinstance(support, int | float) or not 0 < float(support) <= 1:
-            raise ConfigError(f"{source}: variant {name!r}: min_support must be in (0, 1]")
-        share = params["test_share"]
-        if not isinstance(share, int | float) or not 0 < float(share) < 1:
-            raise ConfigError(f"{source}: variant {name!r}: test_share must be in (0, 1)")
-        tv = params["train_val_ratios"]
-        if (
-            not isinstance(tv, list)
-            or len(tv) != 2
-            or not all(isinstance(v, int | float) and v >= 0 for v in tv)
-            or abs(sum(tv) - 1) > 1e-6
-            or tv[0] <= 0
-        ):
-            raise ConfigError(
-                f"{source}: variant {name!r}: train_val_ratios must be two shares summing to 1"
-            )
+        support, share, tv = params["min_support"], params["test_share"], params["train_val_ratios"]
+        check(0 < support <= 1, source, f"{key}.min_support", "a number in (0, 1]", support)
+        check(0 < share < 1, source, f"{key}.test_share", "a number in (0, 1)", share)
+        check(
+            len(tv) == 2 and min(tv) >= 0 and tv[0] > 0 and abs(sum(tv) - 1) <= 1e-6,
+            source,
+            f"{key}.train_val_ratios",
+            "two shares summing to 1",
+            tv,
+        )
     if rule == "full":
         from emotions_data.variants.split import parse_ratios
 
         try:
             params["ratios"] = list(parse_ratios(params["ratios"]))
         except ConfigError as exc:
-            raise ConfigError(f"{source}: variant {name!r}: {exc}") from None
+            raise config_error(
+                source, f"{key}.ratios", "three shares summing to 1", show(params["ratios"])
+            ) from exc
     return params
 
 
 def load_variants(path: str | Path | None = None) -> list[VariantSpec]:
     """Read and check a variants YAML; the default is the bundled ``annotation/variants.yaml``."""
-    path = Path(path) if path is not None else DEFAULT_VARIANTS
-    source = str(path)
-    data = read_yaml(path, "variants")
-    entries = data.get("variants") if isinstance(data, dict) else None
-    if not isinstance(entries, dict) or not entries:
-        raise ConfigError(f"{source}: expected a mapping 'variants: {{name: {{rule: ...}}}}'")
+    data, source = load_mapping(Path(path) if path is not None else DEFAULT_VARIANTS, "variants")
+    entries = build(_VariantsFile, data, source).variants
+    if not entries:
+        raise config_error(source, "variants", "a mapping 'name: {rule: ...}'", show(entries))
     specs: list[VariantSpec] = []
     for name, entry in entries.items():
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-            raise ConfigError(f"{source}: variant name {name!r} must be a plain file name")
+        if not name or "/" in name or name.startswith("."):
+            raise config_error(source, "variants", "plain file names as variant names", show(name))
+        key = f"variants.{name}"
         if not isinstance(entry, dict):
-            raise ConfigError(f"{source}: variant {name!r} must be a mapping with a 'rule'")
+            raise config_error(source, key, "a mapping with a 'rule'", show(entry))
         rule = entry.get("rule")
-        if rule not in RULES:
-            raise ConfigError(
-                f"{source}: variant {name!r} has rule {rule!r}; allowed: {', '.join(RULES)}"
-            )
+        check(rule in RULES, source, f"{key}.rule", f"one of {', '.join(RULES)}", rule)
         params = _check_params(name, str(rule), entry, source)
-        specs.append(
-            VariantSpec(name, str(rule), params, str(entry.get("rationale") or "").strip())
-        )
+        rationale = entry.get("rationale")
+        rationale = coerce(rationale, str | None, source, f"{key}.rationale")
+        specs.append(VariantSpec(name, str(rule), params, (rationale or "").strip()))
     return specs
+
+
+@dataclass(frozen=True)
+class _VariantsFile:
+    variants: dict[str, Any] | None = None

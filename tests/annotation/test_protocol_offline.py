@@ -49,12 +49,31 @@ def test_default_protocol_follows_the_figure() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"stages": []}, "non-empty list"),
-        ({"stages": [{"name": "a", "kind": "vote"}]}, "kind 'vote' is not allowed"),
-        ({"stages": [{"name": "b", "source": "rotation", "from": ["a"]}]}, "not an earlier stage"),
-        ({"stages": [{"name": "a"}, {"name": "a"}]}, "declared twice"),
-        ({"stages": [{"name": "a", "judgements": 0}]}, "judgements must be a number >= 1"),
-        ({"stages": [{"name": "a"}], "finalize": {"method": "mean"}}, "finalize.method 'mean'"),
+        ({"stages": []}, "stages: expected a non-empty list of stages, found"),
+        (
+            {"stages": [{"name": "a", "kind": "vote"}]},
+            "stages.a.kind: expected one of annotate, evaluate, expert, found 'vote'",
+        ),
+        (
+            {"stages": [{"name": "b", "source": "rotation", "from": ["a"]}]},
+            "stages.b.from: expected names of earlier stages, found 'a'",
+        ),
+        (
+            {"stages": [{"name": "a"}, {"name": "a"}]},
+            "stages.a.name: expected a stage name not used",
+        ),
+        (
+            {"stages": [{"name": "a", "judgements": 0}]},
+            "stages.a.judgements: expected a number >= 1",
+        ),
+        (
+            {"stages": [{"name": "a"}], "finalize": {"method": "mean"}},
+            "finalize.method: expected one of majority, dawid-skene, found 'mean'",
+        ),
+        (
+            {"stages": [{"name": "a", "judgments": 2}]},
+            "stages.a.judgments: expected one of the keys name, .* found an unknown key",
+        ),
     ],
 )
 def test_protocol_errors_are_one_line(data: dict[str, object], message: str) -> None:

@@ -23,11 +23,11 @@ def test_yaml_exponent_floats_are_numbers(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("optim.batch_size", "abc", "optim.batch_size must be int, got 'abc'"),
-        ("optim.lr", "fast", "optim.lr must be float"),
-        ("optim.amp", "yes please", "optim.amp must be bool"),
-        ("model.swin_depths", [1, "x"], r"model.swin_depths must be list\[int\]"),
-        ("data.snippets", 2.5, "data.snippets must be int"),
+        ("optim.batch_size", "abc", "optim.batch_size: expected an integer, found 'abc'"),
+        ("optim.lr", "fast", "optim.lr: expected a number, found 'fast'"),
+        ("optim.amp", "yes please", "optim.amp: expected true or false, found 'yes please'"),
+        ("model.swin_depths", [1, "x"], r"model.swin_depths\[1\]: expected an integer, found 'x'"),
+        ("data.snippets", 2.5, "data.snippets: expected an integer, found 2.5"),
     ],
 )
 def test_wrongly_typed_values_are_config_errors(key: str, value: object, message: str) -> None:

@@ -61,7 +61,9 @@ def test_sum_fusion_heads_share_the_classifier() -> None:
 
 
 def test_unknown_fusion_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"model\.fusion 'mean'; allowed"):
+    with pytest.raises(
+        ConfigError, match=r"model\.fusion: expected one of sum, concat, film, gated, found 'mean'"
+    ):
         load_config(TINY, {"model.fusion": "mean"})
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(TINY, {"optim.learning_rate": 1})

@@ -197,7 +197,8 @@ def test_cli_errors(tmp_path: Path) -> None:
     result = runner.invoke(
         main, ["fetch", str(good), "--out", str(tmp_path / "r"), "--profile", str(prof)]
     )
-    assert result.exit_code == 1 and "unknown setting(s) cookie" in result.output
+    assert result.exit_code == 1 and "default.cookie: expected one of the keys" in result.output
+    assert "found an unknown key" in result.output
 
 
 @pytest.mark.parametrize("text", ["", "\n# only a comment\n", "url\n", "url,platform\n,tiktok\n"])

@@ -100,11 +100,20 @@ def test_custom_yaml_variant_and_errors(root: Path, tmp_path: Path) -> None:
     strict = read_manifest(tmp_path / "o" / "strict.parquet").df
     assert (strict.loc[strict["split"] == "test", "label"].value_counts() == 2).all()
     yaml_path.write_text("variants:\n  x:\n    rule: balanced\n    per_klass: 3\n")
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(
+        ConfigError,
+        match=r"variants.x.per_klass: expected one of the keys per_class, found an unknown key",
+    ):
         load_variants(yaml_path)
     for body, message in [
-        ("rule: balanced\n    per_class: true", "per_class must be a positive integer"),
-        ("rule: test_oriented\n    include_expert: maybe", "include_expert must be true or"),
+        (
+            "rule: balanced\n    per_class: true",
+            "x.per_class: expected an integer or null, found true",
+        ),
+        (
+            "rule: test_oriented\n    include_expert: maybe",
+            "x.include_expert: expected true or false, found 'maybe'",
+        ),
     ]:
         yaml_path.write_text(f"variants:\n  x:\n    {body}\n")
         with pytest.raises(ConfigError, match=message):
@@ -123,4 +132,7 @@ def test_custom_yaml_variant_and_errors(root: Path, tmp_path: Path) -> None:
         ],
     )
     assert bad.exit_code == 1
-    assert "rule 'random'; allowed: full, balanced, test_oriented" in bad.output
+    assert (
+        "variants.x.rule: expected one of full, balanced, test_oriented, found 'random'"
+        in bad.output
+    )

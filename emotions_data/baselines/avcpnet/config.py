@@ -1,7 +1,8 @@
 """The baseline's configuration: one flat dataclass per concern, loaded from a YAML file.
 
 ``baselines/configs/avcpnet.yaml`` is the paper's setting, ``tiny.yaml`` a fast CPU setting.
-Unknown keys are an error (a typo must not silently fall back to a default).
+Read by ``schema.config``: its coercion rules, unknown keys an error (a typo must not
+silently fall back to a default), its one error format.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emotions_data.schema.errors import ConfigError
+from emotions_data.schema.config import build, check, config_error, load_mapping, show
 from emotions_data.schema.resources import BASELINES_DIR, bundled_or_path
-from emotions_data.schema.yamlfile import read_yaml
 
 
 @dataclass
@@ -84,89 +84,46 @@ class BaselineConfig:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> BaselineConfig:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: a baseline config must be a mapping")
-        sections: dict[str, type[Any]] = {
-            "model": ModelConfig,
-            "data": DataConfig,
-            "loss": LossConfig,
-            "optim": OptimConfig,
-        }
-        unknown = sorted(set(data) - set(sections))
-        if unknown:
-            raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: {list(sections)}")
-        built: dict[str, Any] = {}
-        for name, klass in sections.items():
-            values = data.get(name) or {}
-            if not isinstance(values, dict):
-                raise ConfigError(f"{source}: section {name!r} must be a mapping")
-            allowed = {f.name for f in dataclasses.fields(klass)}
-            bad = sorted(set(values) - allowed)
-            if bad:
-                raise ConfigError(
-                    f"{source}: unknown key(s) {bad} in {name!r}; allowed: {sorted(allowed)}"
-                )
-            built[name] = klass(
-                **{
-                    f.name: _coerce(values[f.name], str(f.type), f"{source}: {name}.{f.name}")
-                    for f in dataclasses.fields(klass)
-                    if f.name in values
-                }
-            )
-        config = cls(**built)
+        """Sections and keys typed by ``schema.config`` (its rules and error format)."""
+        config = build(cls, data, source)
         config.validate(source)
         return config
 
     def validate(self, source: str = "<config>") -> None:
+        """The choices and sizes the types alone do not say."""
         m, d, o = self.model, self.data, self.optim
-        if m.fusion not in ("sum", "concat", "film", "gated"):
-            raise ConfigError(
-                f"{source}: model.fusion {m.fusion!r}; allowed: sum, concat, film, gated"
-            )
-        if m.audio_norm not in ("batch", "group"):
-            raise ConfigError(f"{source}: model.audio_norm {m.audio_norm!r}; allowed: batch, group")
-        if d.audio_feature not in ("mfcc", "logmel"):
-            raise ConfigError(
-                f"{source}: data.audio_feature {d.audio_feature!r}; allowed: mfcc, logmel"
-            )
-        if o.select_metric not in ("uar", "accuracy", "macro_f1"):
-            raise ConfigError(
-                f"{source}: optim.select_metric {o.select_metric!r}; allowed: uar, accuracy, macro_f1"
-            )
-        if len(self.loss.weights) != 3:
-            raise ConfigError(f"{source}: loss.weights needs 3 numbers (fused, visual, audio)")
-        if min(o.batch_size, o.accumulation, o.epochs, d.snippets, d.frames, d.size) < 1:
-            raise ConfigError(f"{source}: sizes, epochs and batch settings must be >= 1")
-        if m.d_model % m.attention_heads:
-            raise ConfigError(f"{source}: model.d_model must be a multiple of attention_heads")
-
-
-def _coerce(value: Any, kind: str, where: str) -> Any:
-    """``value`` as the field's type ``kind`` (its annotation), or a one-line ConfigError.
-
-    A float given as a string is parsed: YAML 1.1 reads ``1e-4`` (no dot) as the string '1e-4',
-    which would otherwise reach the optimizer and fail there with a traceback.
-    """
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)  # True is an int
-    if kind.startswith("list[") and isinstance(value, list | tuple):
-        try:
-            return [_coerce(v, kind[5:-1], where) for v in value]
-        except ConfigError:
-            pass
-    elif kind == "float" and (numeric or isinstance(value, str)):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    elif (
-        (kind == "int" and numeric and isinstance(value, int))
-        or (kind == "bool" and isinstance(value, bool))
-        or (kind == "str" and isinstance(value, str))
-    ):
-        return value
-    raise ConfigError(f"{where} must be {kind}, got {value!r}")
+        choices = [
+            ("model.fusion", m.fusion, ("sum", "concat", "film", "gated")),
+            ("model.audio_norm", m.audio_norm, ("batch", "group")),
+            ("data.audio_feature", d.audio_feature, ("mfcc", "logmel")),
+            ("optim.select_metric", o.select_metric, ("uar", "accuracy", "macro_f1")),
+        ]
+        for key, value, allowed in choices:
+            check(value in allowed, source, key, f"one of {', '.join(allowed)}", value)
+        check(
+            len(self.loss.weights) == 3,
+            source,
+            "loss.weights",
+            "3 numbers (fused, visual, audio)",
+            self.loss.weights,
+        )
+        sizes = {
+            "optim.batch_size": o.batch_size,
+            "optim.accumulation": o.accumulation,
+            "optim.epochs": o.epochs,
+            "data.snippets": d.snippets,
+            "data.frames": d.frames,
+            "data.size": d.size,
+        }
+        for key, size in sizes.items():
+            check(size >= 1, source, key, "an integer >= 1", size)
+        check(
+            m.d_model % m.attention_heads == 0,
+            source,
+            "model.d_model",
+            f"a multiple of model.attention_heads ({m.attention_heads})",
+            m.d_model,
+        )
 
 
 def load_config(
@@ -178,15 +135,13 @@ def load_config(
     source = "<defaults>"
     if path is not None:
         path = bundled_or_path(path, BASELINES_DIR / "configs", "baseline config")
-        source = str(path)
-        loaded = read_yaml(path, "baseline config")
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a baseline config must be a mapping")
-        data = dict(loaded or {})
+        data, source = load_mapping(path, "baseline config")
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         if not key:
-            raise ConfigError(f"override {dotted!r} must look like section.key")
-        data.setdefault(section, {})
-        data[section] = {**(data[section] or {}), key: value}
+            raise config_error("override", dotted, "a key like section.key", repr(dotted))
+        current = data.get(section) or {}
+        if not isinstance(current, dict):
+            raise config_error(source, section, "a mapping of settings", show(current))
+        data[section] = {**current, key: value}
     return BaselineConfig.from_dict(data, source)
