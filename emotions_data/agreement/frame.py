@@ -139,7 +139,14 @@ def encode(
 def _factorize_sorted(values: pd.Series) -> tuple[IntArray, pd.Index]:
     """Codes in sorted order of the distinct values; sorting only the distinct values is
     several times faster than ``pd.factorize(sort=True)`` on the full column."""
-    codes, uniques = pd.factorize(values)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # Its codes already: only the categories still used (a filter may have dropped some).
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        used = np.bincount(codes, minlength=len(values.cat.categories)) > 0
+        dense = np.cumsum(used) - 1
+        codes, uniques = dense[codes], values.cat.categories[used]
+    else:
+        codes, uniques = pd.factorize(values)
     index = pd.Index(uniques)
     order = index.argsort()  # Arrow-backed strings sort ~10x faster than an object array
     rank = np.empty(len(order), dtype=np.int64)
