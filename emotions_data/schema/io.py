@@ -309,12 +309,35 @@ def validate_table(
     table = _cast_table(table, mkind, source, problems, keep_dictionary)
     if problems:
         raise ManifestError(problems)
-    df = table.to_pandas(types_mapper=_pandas_type)
-    df.index = pd.RangeIndex(len(df))
+    df = _to_pandas(table)
     problems = _check_rows(df, mkind, tax, source)
     if problems:
         raise ManifestError(problems)
     return table, df
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """The rows as a DataFrame of nullable dtypes; dictionary columns as Categoricals.
+
+    A dictionary column's values are distinct already (``_one_dictionary``), so its
+    Categorical is made without pandas hashing them again (at a million distinct ids that
+    check costs more than reading the file).
+    """
+    coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    df = table.drop_columns(coded).to_pandas(types_mapper=_pandas_type)
+    df.index = pd.RangeIndex(len(df))
+    if not coded:
+        return df
+    columns: dict[str, Any] = {name: df[name] for name in df.columns}
+    for name in coded:
+        array = table.column(name).combine_chunks()
+        categories = pd.Index(array.dictionary.to_pandas(types_mapper=_pandas_type))
+        dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+        codes = array.indices.fill_null(-1).to_numpy()
+        columns[name] = pd.Series(
+            pd.Categorical.from_codes(codes, dtype=dtype, validate=False), index=df.index
+        )
+    return pd.DataFrame({name: columns[name] for name in table.column_names}, index=df.index)
 
 
 def _pandas_type(arrow_type: pa.DataType) -> Any:
