@@ -106,7 +106,8 @@ def test_equal_to_statsmodels_with_equal_raters() -> None:
     frame, _ = synthetic_crowd(600, min_judgements=5, max_judgements=5, seed=5)
     counts = encode(frame, CLASSES).counts
     assert fleiss_kappa(frame, CLASSES) == pytest.approx(sm_fleiss_kappa(counts), abs=1e-12)
-    # on complete data: alpha = 1 - (1 - kappa)(nN - 1)/(nN)  (MEASUREMENTS.md)
+    # on complete data: alpha = 1 - (1 - kappa)(nN - 1)/(nN), from the two closed forms in
+    # emotions_data/agreement/statistics.py (every item with the same n judgements)
     nn = counts.sum()
     kappa = fleiss_kappa(frame, CLASSES)
     assert krippendorff_alpha(frame, CLASSES) == pytest.approx(
