@@ -1,8 +1,8 @@
 """The long annotation frame as integer codes: the one encoding every statistic works on.
 
 A judgement is a row (video_id, annotator_id, label). Statistics never loop over rows: they
-work on integer codes and on the item x class count table built with ``np.bincount`` (an order
-of magnitude faster than ``pd.crosstab``, see MEASUREMENTS.md).
+work on integer codes and on the item x class count table built with ``np.bincount``, never a
+``pd.crosstab`` or pivot (``benchmarks/agreement.py`` times the pivot route beside ours).
 """
 
 from __future__ import annotations
@@ -139,7 +139,14 @@ def encode(
 def _factorize_sorted(values: pd.Series) -> tuple[IntArray, pd.Index]:
     """Codes in sorted order of the distinct values; sorting only the distinct values is
     several times faster than ``pd.factorize(sort=True)`` on the full column."""
-    codes, uniques = pd.factorize(values)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # Its codes already: only the categories still used (a filter may have dropped some).
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        used = np.bincount(codes, minlength=len(values.cat.categories)) > 0
+        dense = np.cumsum(used) - 1
+        codes, uniques = dense[codes], values.cat.categories[used]
+    else:
+        codes, uniques = pd.factorize(values)
     index = pd.Index(uniques)
     order = index.argsort()  # Arrow-backed strings sort ~10x faster than an object array
     rank = np.empty(len(order), dtype=np.int64)

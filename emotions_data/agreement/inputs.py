@@ -48,7 +48,9 @@ def load_annotations(
         _refuse_duplicates(frame, path)
         return frame, load_taxonomy(taxonomy)
     used = USED if with_groups else tuple(c for c in USED if c != "group_id")
-    manifest = read_manifest(path, "annotations", taxonomy=taxonomy, columns=used)
+    # Ids and labels as Categoricals: millions of judgements repeat a few distinct values,
+    # and the codes carry through the checks, a stage filter and the encoding.
+    manifest = read_manifest(path, "annotations", taxonomy=taxonomy, columns=used, categorical=used)
     tax = load_taxonomy(taxonomy) if taxonomy is not None else manifest.taxonomy
     return manifest.df, tax
 

@@ -185,7 +185,15 @@ def krippendorff_alpha_counts(counts: IntArray | npt.ArrayLike) -> float:
     # The package needs two used values; with fewer, alpha is undefined (no variation).
     if table.shape[0] == 0 or int((table.sum(axis=0) > 0).sum()) < 2:
         return float("nan")
+    if int(table.max()) <= _INT16_PRODUCT_SAFE:
+        # The package forms the (items, classes, classes) products in the input's dtype: int16
+        # quarters that array, and the products are the same integers, so alpha is the same.
+        table = table.astype(np.int16)
     return float(krippendorff.alpha(value_counts=table, level_of_measurement="nominal"))
+
+
+#: The largest count whose square still fits an int16 (181^2 = 32761).
+_INT16_PRODUCT_SAFE = 181
 
 
 def _encoded(frame: pd.DataFrame | Encoded, categories: Categories) -> Encoded:

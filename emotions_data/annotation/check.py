@@ -24,7 +24,7 @@ import pandas as pd
 from emotions_data.annotation.protocol import EXPERT_GROUP, Protocol, Stage
 from emotions_data.schema.errors import ConfigError
 
-#: The roster's columns: name -> what it holds (README "Roster", `annotate allocate --help`).
+#: The roster's columns: name -> what it holds (docs/guides/lab-round.md "The roster", `annotate allocate --help`).
 ROSTER_COLUMNS: dict[str, str] = {
     "annotator_id": "required; unique id (letters, digits, _ . -), used in manifests and logins",
     "email": "optional; the annotator's e-mail for the Label Studio account",

@@ -143,11 +143,6 @@ def task_datas(videos: pd.DataFrame, server: Server, root: Path) -> list[dict[st
     return out
 
 
-def task_data(video: pd.Series, server: Server, root: Path) -> dict[str, Any]:
-    """One video's task (see ``task_datas``)."""
-    return task_datas(video.to_frame().T, server, root)[0]
-
-
 def media_folders(videos: pd.DataFrame, server: Server, root: Path) -> list[Path]:
     """Top-level folders (under the served root) holding the videos' media files.
 

@@ -69,7 +69,7 @@ class ProtocolRun:
 
 
 def protocol_paths(root: Path) -> dict[str, Path]:
-    """The dataset-root layout shared with split, variants, stats and release."""
+    """The dataset-root layout shared with split, variants, stats and release (docs/design.md "A dataset root")."""
     base = Path(root)
     return {
         "groups": base / "groups.parquet",

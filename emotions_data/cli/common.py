@@ -16,7 +16,7 @@ from emotions_data.schema.errors import EmotionsDataError, QualityGateError, des
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes (DESIGN.md section 3).
+#: Exit codes (docs/design.md "Command line").
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
 
 
@@ -61,10 +61,6 @@ def emit_json(data: Any, target: str | Path | None) -> None:
         from emotions_data.schema.atomic import atomic_write_text
 
         atomic_write_text(target, text + "\n")
-
-
-def echo_err(message: str) -> None:
-    click.echo(message, err=True)
 
 
 def is_tty() -> bool:

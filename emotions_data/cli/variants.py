@@ -122,8 +122,8 @@ def split(
 @click.option(
     "--allow-short",
     is_flag=True,
-    help="Write a test-oriented variant whose test set misses its per-class target "
-    "(default: exit 3 naming the classes).",
+    help="Write a test-oriented variant whose test set misses an asked test_per_class "
+    "(default: exit 3 naming the classes and the largest feasible count).",
 )
 @pass_settings
 def build_variants(
@@ -140,7 +140,10 @@ def build_variants(
     """Build the dataset variants of a YAML (full, balanced, test-oriented, ...) as split manifests.
 
     Same inputs and seed give identical tables; each file's metadata holds the variant's name,
-    definition, seed and the sha256 of its inputs.
+    definition, seed and the sha256 of its inputs. A test-oriented test set sized by
+    test_share that whole leakage groups cannot fill is the largest balanced one they can
+    (a note says so); an asked test_per_class that cannot be met exits 3, naming the largest
+    feasible count. Exit codes: 0 done, 1 error, 2 usage error, 3 a test target not met.
 
     \b
     Example:

@@ -6,7 +6,7 @@ it never raises for the item's own failure. yt-dlp writes into a per-URL staging
 (``os.replace``) to ``ROOT/media/<platform>/<video_id>.mp4``, so ``.part``/``-FragNN`` leftovers
 or another container never reach a final name.
 
-Ids (DESIGN.md section 1): ``<platform>-<native id>`` when yt-dlp's extractor gives one, with
+Ids (docs/design.md "Ids"): ``<platform>-<native id>`` when yt-dlp's extractor gives one, with
 ``platform`` its extractor key in lower case. yt-dlp's ``generic`` extractor (a direct file
 URL, e.g. a CDN link or the loopback test server) takes its "id" from the file name, which
 collides across hosts, so for ``generic`` the id is sha256(url)[:16] and the platform comes

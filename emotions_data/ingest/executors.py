@@ -3,8 +3,8 @@
 Per-item functions are plain top-level functions that take one picklable task record and
 return one picklable result record, and never raise for an item's own failure (they return a
 failed result instead). An executor only maps such a function over tasks and yields results as
-they complete, so the same functions can later run on Ray Data (``--executor ray``, DESIGN.md
-section 6) without change.
+they complete, so the same functions can later run on Ray Data (``--executor ray``,
+docs/design.md "Scale") without change.
 
 ``local`` is a process pool of long-lived workers, so each worker imports its libraries once,
 not once per video. It forks: ``spawn``/``forkserver`` would re-import the caller's

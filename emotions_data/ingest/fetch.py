@@ -9,7 +9,7 @@ Input columns other than ``url`` are carried into the manifest; a column whose n
 videos kind declares (``video_id``, ``title``, ...) is carried as ``input_<name>``, except
 ``platform``, which is the platform hint for direct-file URLs (see ``ingest.download``).
 
-The URL list is untrusted (README "Trust boundary and faults"): a ``platform`` that is not a
+The URL list is untrusted (docs/design.md "Trust boundary"): a ``platform`` that is not a
 safe name (``../../x``) makes the whole list a one-line error before anything is written
 (it would become a folder under ``media/``); URLs are stored without credentials. The run
 holds the root's write lock; a download finished by a killed run is adopted from its

@@ -1,6 +1,6 @@
 """One ffmpeg decode of the original gives every output of ``prepare``.
 
-Decoding dominates the cost (MEASUREMENTS.md), so the original is decoded exactly once and
+Decoding dominates the cost (docs/benchmarks.md, "prepare"), so the original is decoded exactly once and
 the decoded frames are scaled once to the normalised size, then split (ffmpeg ``split``
 filter) into three branches:
 

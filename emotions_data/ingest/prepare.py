@@ -20,7 +20,7 @@ against their completion record (``ingest.outputs``: size and sha256 of each, sa
 settings) is not decoded again: a second run only re-applies the filters and the duplicate
 rule from the manifest columns. An output that no longer matches is redone.
 
-Safety (README "Trust boundary and faults"): the run holds the root's write lock; every path
+Safety (docs/design.md "Trust boundary"): the run holds the root's write lock; every path
 is built with ``schema.safety.inside_root`` from the manifest's (validated) ids; a fault of
 the machine (no space, I/O error, a vanished temporary file, a killed worker) never marks a
 video failed: the run saves what is done and stops with an ``EnvironmentFault``.

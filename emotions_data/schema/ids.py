@@ -1,4 +1,4 @@
-"""The stable ``video_id`` that runs through every stage (DESIGN.md section 1)."""
+"""The stable ``video_id`` that runs through every stage (docs/design.md "Ids")."""
 
 from __future__ import annotations
 

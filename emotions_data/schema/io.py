@@ -124,8 +124,18 @@ def _where(source: str, row: int | None, column: str | None) -> str:
     return ", ".join(parts)
 
 
-def _cast_table(table: pa.Table, kind: ManifestKind, source: str, problems: list[str]) -> pa.Table:
-    """Cast declared columns to their declared types; extra columns are kept or rejected."""
+def _cast_table(
+    table: pa.Table,
+    kind: ManifestKind,
+    source: str,
+    problems: list[str],
+    keep_dictionary: bool = False,
+) -> pa.Table:
+    """Cast declared columns to their declared types; extra columns are kept or rejected.
+
+    ``keep_dictionary``: a dictionary column of the declared value type stays one (a reader
+    asked for it); writers always store the plain type.
+    """
     names = table.column_names
     arrays: list[pa.Array | pa.ChunkedArray] = []
     fields: list[pa.Field] = []
@@ -134,7 +144,13 @@ def _cast_table(table: pa.Table, kind: ManifestKind, source: str, problems: list
             problems.append(f"{source}: missing column {col.name!r} (expected {col.type})")
             continue
         arr = table.column(col.name)
-        if not arr.type.equals(col.type):
+        if (
+            keep_dictionary
+            and pa.types.is_dictionary(arr.type)
+            and arr.type.value_type.equals(col.type)
+        ):
+            pass
+        elif not arr.type.equals(col.type):
             if pa.types.is_null(arr.type):
                 arr = pa.nulls(len(arr), col.type)
             else:
@@ -146,7 +162,7 @@ def _cast_table(table: pa.Table, kind: ManifestKind, source: str, problems: list
                     )
                     continue
         arrays.append(arr)
-        fields.append(pa.field(col.name, col.type, nullable=col.nullable))
+        fields.append(pa.field(col.name, arr.type, nullable=col.nullable))
     extra = [n for n in names if n not in kind.column_names]
     if extra and not kind.allow_extra_columns:
         problems.append(
@@ -175,8 +191,15 @@ class _Codes:
 
     def __call__(self, name: str) -> tuple[npt.NDArray[np.int64], pd.Series]:
         if name not in self._cache:
-            codes, uniques = pd.factorize(self.df[name])
-            self._cache[name] = (codes.astype(np.int64, copy=False), pd.Series(uniques))
+            series = self.df[name]
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                # A Categorical already is codes and values: no hashing of the rows again.
+                codes = series.cat.codes.to_numpy()
+                uniques = pd.Series(series.cat.categories)
+            else:
+                codes, uniques = pd.factorize(series)
+                uniques = pd.Series(uniques)
+            self._cache[name] = (codes.astype(np.int64, copy=False), uniques)
         return self._cache[name]
 
 
@@ -189,15 +212,21 @@ def _has_duplicate_keys(codes_of: _Codes, n_rows: int, key: list[str]) -> bool:
     """
     if n_rows < 2 or not key:
         return False
-    combined: npt.NDArray[np.int64] = np.zeros(n_rows, dtype=np.int64)
+    # int32 halves the memory traffic (and sorts faster) when the product of the ranges fits
+    total = 1
+    for name in key:
+        total *= len(codes_of(name)[1]) + 1
+    dtype = np.int32 if total < 2**31 else np.int64
+    combined: npt.NDArray[Any] = np.zeros(n_rows, dtype=dtype)
     span = 1
     for name in key:
         codes, uniques = codes_of(name)
         size = len(uniques) + 1  # + null
         if span * size >= 2**62:
             dense, folded = pd.factorize(combined)
-            combined, span = dense.astype(np.int64), max(len(folded), 1)
-        combined = np.asarray(combined * size + (codes + 1), dtype=np.int64)
+            combined, span = dense.astype(dtype), max(len(folded), 1)
+        combined *= size
+        combined += (codes + 1).astype(dtype, copy=False)
         span *= size
     combined.sort()
     return bool((combined[1:] == combined[:-1]).any())
@@ -267,20 +296,48 @@ def validate_table(
     kind: str | ManifestKind,
     taxonomy: Taxonomy | str | Path | None = None,
     source: str = "<table>",
+    *,
+    keep_dictionary: bool = False,
 ) -> tuple[pa.Table, pd.DataFrame]:
-    """Cast ``table`` to ``kind``'s schema and check every row; raise ``ManifestError`` on problems."""
+    """Cast ``table`` to ``kind``'s schema and check every row; raise ``ManifestError`` on problems.
+
+    ``keep_dictionary``: dictionary columns stay dictionaries (pandas Categoricals).
+    """
     mkind = _kind(kind)
     tax = load_taxonomy(taxonomy)
     problems: list[str] = []
-    table = _cast_table(table, mkind, source, problems)
+    table = _cast_table(table, mkind, source, problems, keep_dictionary)
     if problems:
         raise ManifestError(problems)
-    df = table.to_pandas(types_mapper=_pandas_type)
-    df.index = pd.RangeIndex(len(df))
+    df = _to_pandas(table)
     problems = _check_rows(df, mkind, tax, source)
     if problems:
         raise ManifestError(problems)
     return table, df
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """The rows as a DataFrame of nullable dtypes; dictionary columns as Categoricals.
+
+    A dictionary column's values are distinct already (``_one_dictionary``), so its
+    Categorical is made without pandas hashing them again (at a million distinct ids that
+    check costs more than reading the file).
+    """
+    coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    df = table.drop_columns(coded).to_pandas(types_mapper=_pandas_type)
+    df.index = pd.RangeIndex(len(df))
+    if not coded:
+        return df
+    columns: dict[str, Any] = {name: df[name] for name in df.columns}
+    for name in coded:
+        array = table.column(name).combine_chunks()
+        categories = pd.Index(array.dictionary.to_pandas(types_mapper=_pandas_type))
+        dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+        codes = array.indices.fill_null(-1).to_numpy()
+        columns[name] = pd.Series(
+            pd.Categorical.from_codes(codes, dtype=dtype, validate=False), index=df.index
+        )
+    return pd.DataFrame({name: columns[name] for name in table.column_names}, index=df.index)
 
 
 def _pandas_type(arrow_type: pa.DataType) -> Any:
@@ -358,6 +415,7 @@ def read_manifest(
     *,
     taxonomy: Taxonomy | str | Path | None = None,
     columns: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
 ) -> Manifest:
     """Read, cast and validate a manifest; ``kind`` (when given) must match the file's kind.
 
@@ -365,6 +423,9 @@ def read_manifest(
     ``columns``: read and check only these declared columns (and the key, whose uniqueness is
     always checked); the file must still have every declared column. A command that needs a
     few columns of a large manifest reads a fraction of it.
+    ``categorical``: string columns read dictionary-encoded and returned as pandas
+    Categoricals (checked the same way). Reading a column of repeated ids this way skips
+    building a string per row: at 6.5 M judgements it is several times faster.
     """
     path = Path(path)
     source = str(path)
@@ -404,13 +465,46 @@ def read_manifest(
     mkind = KINDS[meta.kind]
     checked = mkind if columns is None else _column_subset(mkind, columns, file_columns, source)
     try:
+        if categorical:  # after the checks above: the reader refuses a column the file lacks
+            wanted = [c for c in categorical if c in file_columns]
+            pf = pq.ParquetFile(path, page_checksum_verification=True, read_dictionary=wanted)
         table = pf.read(columns=None if columns is None else checked.column_names)
     except (pa.ArrowException, OSError) as exc:  # a failed page checksum, a damaged page
         raise ManifestError(
             [f"{source}: not a Parquet file, or a damaged one ({_first_line(exc)})"]
         ) from None
-    _, df = validate_table(table, checked, tax, source=source)
+    for name in categorical:
+        if name in table.column_names and pa.types.is_dictionary(table.schema.field(name).type):
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, _one_dictionary(table.column(name)))
+    _, df = validate_table(table, checked, tax, source=source, keep_dictionary=bool(categorical))
     return Manifest(path=path, kind=mkind, df=df, meta=meta)
+
+
+def _one_dictionary(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """One dictionary array for a column whose chunks (row groups) each have their own.
+
+    The chunks' dictionaries are small next to the rows (the distinct ids of a row group), so
+    encoding their concatenation and re-mapping each chunk's indices is cheap; pandas turns
+    the single dictionary into a Categorical without unifying anything.
+    """
+    import pyarrow.compute as pc
+
+    chunks = column.chunks
+    if not chunks:
+        return pa.DictionaryArray.from_arrays(
+            pa.array([], pa.int32()), pa.array([], column.type.value_type)
+        )
+    merged = pc.dictionary_encode(pa.concat_arrays([c.dictionary for c in chunks]))
+    remap = merged.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    parts, offset = [], 0
+    for chunk in chunks:
+        indices = chunk.indices.fill_null(0) if chunk.null_count else chunk.indices
+        parts.append(remap[offset + indices.to_numpy()])
+        offset += len(chunk.dictionary)
+    nulls = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
+    codes = pa.array(np.concatenate(parts), mask=nulls)
+    return pa.DictionaryArray.from_arrays(codes, merged.dictionary)
 
 
 def _column_subset(

@@ -26,7 +26,6 @@ def _bundled_dir() -> Path:
 BUNDLED_DIR = _bundled_dir()
 ANNOTATION_DIR = BUNDLED_DIR / "annotation"
 BASELINES_DIR = BUNDLED_DIR / "baselines"
-CONFIGS_DIR = BUNDLED_DIR / "configs"
 SCRIPTS_DIR = BUNDLED_DIR / "scripts"
 
 

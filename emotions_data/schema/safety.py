@@ -1,4 +1,4 @@
-"""The trust boundary (DESIGN.md section 7): safe names, paths inside the root, one writer per root.
+"""The trust boundary (docs/design.md "Trust boundary"): safe names, paths inside the root, one writer per root.
 
 Everything read from a URL list, a manifest, a release or a Label Studio export is untrusted.
 Three rules keep such data from reaching outside a dataset root or another run's work:

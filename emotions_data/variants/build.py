@@ -180,6 +180,28 @@ def pack_test_groups(
     return TestPacking(sorted(chosen), dict(zip(classes, filled.tolist(), strict=True)), target)
 
 
+def largest_balanced_target(
+    reliable: npt.NDArray[np.int64],
+    unreliable: npt.NDArray[np.int64],
+    names: npt.NDArray[np.str_],
+    classes: list[str],
+    below: int,
+) -> int:
+    """The largest per-class count under ``below`` that whole groups fill in every class; 0
+    when none does.
+
+    Feasibility is not monotone in the count (two groups of two videos of one class fill 2
+    or 4 but not 3), so each count is tried from the top; it starts at the fewest reliable
+    videos of a class, above which no count can be filled.
+    """
+    probe = np.random.default_rng(0)  # which groups of a kind are drawn does not matter here
+    top = min(below - 1, int(reliable.sum(axis=0).min()) if len(reliable) else 0)
+    for per_class in range(top, 0, -1):
+        if not pack_test_groups(reliable, unreliable, names, classes, per_class, probe).shortfall:
+            return per_class
+    return 0
+
+
 def build_test_oriented(
     spec: VariantSpec,
     labels: pd.DataFrame,
@@ -203,6 +225,7 @@ def build_test_oriented(
         indexed.loc[frame["video_id"]], p["min_support"], p["include_expert"]
     ).to_numpy()
     present = [c for c in classes if (frame["label"] == c).any()]
+    asked = p["test_per_class"] is not None
     target = int(p["test_per_class"] or max(1, int(p["test_share"] * len(frame) / len(present))))
     # One row of per-class reliable counts (and unreliable members) per group that has any.
     names, group_code = np.unique(frame["group"].astype(str).to_numpy(), return_inverse=True)
@@ -213,10 +236,32 @@ def build_test_oriented(
     np.add.at(reliable, (group_code[rel], label_code[rel]), 1)
     unreliable = np.bincount(group_code[~rel], minlength=len(names)).astype(np.int64)
     has = reliable.sum(axis=1) > 0
-    packing = pack_test_groups(reliable[has], unreliable[has], names[has], present, target, rng)
+    candidates = (reliable[has], unreliable[has], names[has], present)
+    aimed, largest = target, None
+    packing = pack_test_groups(*candidates, target, rng)
+    if packing.shortfall:
+        largest = largest_balanced_target(*candidates, target)
+        if not asked and largest > 0:
+            # A target derived from test_share is a wish, not a requirement: the largest
+            # balanced test set instead (an asked test_per_class stays a requirement).
+            target = largest
+            packing = pack_test_groups(*candidates, target, rng)
     in_test_group = frame["group"].astype(str).isin(packing.groups).to_numpy()
     left_out = in_test_group & ~rel
     notes: list[str] = []
+    if target < aimed:
+        low = [c for c in present if int(reliable[:, present.index(c)].sum()) < aimed]
+        notes.append(
+            f"test set: {target} reliable videos per class, the largest balanced test set whole "
+            f"leakage groups allow (test_share {p['test_share']:g} aims at {aimed}"
+            + (
+                f"; {', '.join(f'{c} has {int(reliable[:, present.index(c)].sum())}' for c in low)}"
+                " reliable"
+                if low
+                else ""
+            )
+            + "); set test_per_class to ask for a size"
+        )
     if packing.shortfall:
         notes.append(
             f"test set short of {target} reliable videos per class: "
@@ -244,6 +289,10 @@ def build_test_oriented(
         "test_shortfall": packing.shortfall,
         "left_out": {"unreliable_in_test_group": int(left_out.sum())},
     }
+    if target < aimed:
+        report["test_target_from_share"] = aimed
+    if largest is not None and packing.shortfall:
+        report["test_largest_feasible_per_class"] = largest
     return _sorted(frame[~left_out]), notes, report
 
 
@@ -315,8 +364,11 @@ def build_variants(
 ) -> list[VariantResult]:
     """Write ``out_dir/<name>.parquet`` (kind split) for each variant of the YAML.
 
-    A test-oriented variant whose test set cannot reach its per-class target is a failed
-    quality gate (``QualityGateError`` naming the classes, after the other variants are
+    A test-oriented variant's test set aims at ``test_per_class`` when the YAML sets it, else
+    at ``test_share`` of the videos; an aim from ``test_share`` that whole leakage groups
+    cannot fill becomes the largest balanced test set they can (said in the notes). An asked
+    ``test_per_class`` that cannot be met is a failed quality gate (``QualityGateError``
+    naming the classes and the largest feasible count, after the other variants are
     written), unless ``allow_short``: then it is written with the shortfall in its metadata.
     """
     labels_m = read_manifest(labels_path, "labels")
@@ -344,6 +396,7 @@ def build_variants(
             shortfall = result.report.get("test_shortfall") or {}
             if shortfall and not allow_short:
                 filled = result.report["test_filled_per_class"]
+                largest = result.report.get("test_largest_feasible_per_class", 0)
                 short.append(
                     f"variant {spec.name!r}: class(es) "
                     + ", ".join(
@@ -351,7 +404,12 @@ def build_variants(
                         for c in shortfall
                     )
                     + f" cannot reach the test target of {result.report['test_target_per_class']} "
-                    "per class with whole leakage groups"
+                    "per class with whole leakage groups; "
+                    + (
+                        f"the largest balanced test set is {largest} per class"
+                        if largest
+                        else "no balanced test set is possible"
+                    )
                 )
                 continue
             result.path = write_manifest(

@@ -106,7 +106,8 @@ def test_equal_to_statsmodels_with_equal_raters() -> None:
     frame, _ = synthetic_crowd(600, min_judgements=5, max_judgements=5, seed=5)
     counts = encode(frame, CLASSES).counts
     assert fleiss_kappa(frame, CLASSES) == pytest.approx(sm_fleiss_kappa(counts), abs=1e-12)
-    # on complete data: alpha = 1 - (1 - kappa)(nN - 1)/(nN)  (MEASUREMENTS.md)
+    # on complete data: alpha = 1 - (1 - kappa)(nN - 1)/(nN), from the two closed forms in
+    # emotions_data/agreement/statistics.py (every item with the same n judgements)
     nn = counts.sum()
     kappa = fleiss_kappa(frame, CLASSES)
     assert krippendorff_alpha(frame, CLASSES) == pytest.approx(
@@ -204,9 +205,17 @@ def _all(frame: pd.DataFrame, classes: tuple[str, ...] = CLASSES) -> np.ndarray:
 def test_perfect_agreement_gives_one(params: tuple[int, int, int]) -> None:
     n, max_j, seed = params
     frame = _random_frame(n, max(max_j, 2), seed, accuracy=1.0)
-    if frame["label"].nunique() < 2 or frame.groupby("video_id").size().max() < 2:
-        return  # alpha and kappa are undefined without variation or pairs
-    assert np.allclose(_all(frame), 1.0)
+    alpha, kappa, p_bar, ac1 = _all(frame)
+    if frame.groupby("video_id").size().max() < 2:
+        # no item has a pair: every statistic is undefined
+        assert np.isnan([alpha, kappa, p_bar, ac1]).all()
+    elif frame["label"].nunique() < 2:
+        # one class throughout: chance agreement is 1, so alpha and kappa are undefined, while
+        # the pairs all agree and AC1's chance term (pi (1 - pi)) is 0
+        assert np.isnan(alpha) and np.isnan(kappa)
+        assert p_bar == pytest.approx(1.0) and ac1 == pytest.approx(1.0)
+    else:
+        assert np.allclose([alpha, kappa, p_bar, ac1], 1.0)
 
 
 @settings(max_examples=25, deadline=None)

@@ -99,6 +99,43 @@ def test_unsafe_name_found_by_distinct_value(tmp_path: Path) -> None:
     ]
 
 
+def test_categorical_read_sees_the_same_rows_and_problems(tmp_path: Path) -> None:
+    """Columns read dictionary-encoded across row groups: the same values, the same checks."""
+    base = example_frames()["annotations"].iloc[[0]]
+    frame = pd.concat([base] * 300, ignore_index=True)
+    frame["video_id"] = [f"v{i // 3}" for i in range(300)]
+    frame["annotator_id"] = [f"a{i % 3}" for i in range(300)]
+    good = write_manifest(frame, tmp_path / "good.parquet", "annotations")
+    table = pq.read_table(good)
+    # small row groups: each has its own dictionary, which the reader merges
+    pq.write_table(table, tmp_path / "groups.parquet", row_group_size=7)
+    names = ["video_id", "annotator_id", "label", "stage"]
+    plain = read_manifest(tmp_path / "groups.parquet", columns=names).df
+    coded = read_manifest(tmp_path / "groups.parquet", columns=names, categorical=names).df
+    assert all(isinstance(coded[c].dtype, pd.CategoricalDtype) for c in names)
+    assert coded.astype(str).equals(plain.astype(str))
+
+    def problems(column: str, row: int, value: str) -> list[str]:
+        bad = table.set_column(
+            table.column_names.index(column),
+            column,
+            pa.array([value if i == row else v for i, v in enumerate(frame[column])]),
+        )
+        pq.write_table(bad, tmp_path / "bad.parquet", row_group_size=7)
+        with pytest.raises(ManifestError) as err:
+            read_manifest(tmp_path / "bad.parquet", columns=names, categorical=names)
+        return [p.removeprefix(f"{tmp_path / 'bad.parquet'}, ") for p in err.value.problems]
+
+    assert problems("annotator_id", 299, "a1") == [
+        "row 299: duplicate key video_id='v99', annotator_id='a1', stage='primary' "
+        "(first at row 298)"
+    ]
+    (unsafe,) = problems("video_id", 250, "../x")
+    assert unsafe.startswith("row 250, column 'video_id': '../x' is not a safe name")
+    (unknown,) = problems("label", 17, "joy")
+    assert unknown.startswith("row 17, column 'label': 'joy' is not an allowed label")
+
+
 def test_read_only_some_columns(tmp_path: Path) -> None:
     path = write_manifest(example_frames()["annotations"], tmp_path / "a.parquet", "annotations")
     manifest = read_manifest(path, "annotations", columns=["label"])

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -156,10 +155,10 @@ def _start_holder(root: Path) -> subprocess.Popen[str]:
 def test_second_writer_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     proc = _start_holder(tmp_path)
     try:
-        start = time.monotonic()
+        # The holder keeps the lock until it is killed below: reaching the error at all shows
+        # the second writer does not wait for it (a waiting one would hang to the timeout).
         with pytest.raises(RootLockedError) as err, root_lock(tmp_path, "fetch"):
             pass
-        assert time.monotonic() - start < 1.0
         message = str(err.value)
         assert f"pid {proc.pid}" in message and "(prepare --root test)" in message
         assert "\n" not in message

@@ -16,8 +16,21 @@ from emotions_data.schema import read_manifest, write_manifest
 from emotions_data.schema.taxonomy import load_taxonomy
 from emotions_data.testing.manifests import synthetic_videos
 from emotions_data.variants import check_no_leakage
-from emotions_data.variants.build import pack_test_groups, reliable_mask
+from emotions_data.variants.build import (
+    largest_balanced_target,
+    pack_test_groups,
+    reliable_mask,
+)
 from emotions_data.variants.split import leakage_frame, leakage_groups
+
+
+def test_largest_balanced_target_skips_counts_whole_groups_cannot_make() -> None:
+    # class a comes in pairs only: 3 per class cannot be made, 2 can (b has 3 singles)
+    reliable = np.array([[2, 0], [2, 0], [0, 1], [0, 1], [0, 1]])
+    args = (reliable, np.zeros(5, dtype=np.int64), np.array(list("pqxyz")), ["a", "b"])
+    assert largest_balanced_target(*args, below=5) == 2
+    assert largest_balanced_target(*args, below=2) == 0  # 1 per class: a has no single
+    assert largest_balanced_target(np.zeros((0, 2), dtype=np.int64), *args[1:], below=3) == 0
 
 
 def test_exact_packing_fills_where_first_fit_does_not() -> None:
@@ -70,14 +83,21 @@ def clustered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _variants(tmp: Path, per_class: int) -> Path:
+def _variants(tmp: Path, per_class: int | None, share: float = 0.2) -> Path:
     path = tmp / "variants.yaml"
-    entry = {"rule": "test_oriented", "test_per_class": per_class, "rationale": "test"}
+    entry = {
+        "rule": "test_oriented",
+        "test_per_class": per_class,
+        "test_share": share,
+        "rationale": "test",
+    }
     path.write_text(yaml.safe_dump({"variants": {"test-oriented": entry}}))
     return path
 
 
-def _build(root: Path, tmp: Path, per_class: int, *extra: str) -> tuple[int, str]:
+def _build(
+    root: Path, tmp: Path, per_class: int | None, *extra: str, share: float = 0.2
+) -> tuple[int, str]:
     result = CliRunner().invoke(
         main,
         [
@@ -89,7 +109,7 @@ def _build(root: Path, tmp: Path, per_class: int, *extra: str) -> tuple[int, str
             "--out",
             str(tmp / "v"),
             "--variants",
-            str(_variants(tmp, per_class)),
+            str(_variants(tmp, per_class, share)),
             *extra,
         ],
     )
@@ -143,3 +163,28 @@ def test_a_class_that_cannot_reach_the_target_exits_3_unless_allowed(
     assert (
         meta["test_filled_per_class"]["fear"] + meta["test_shortfall"]["fear"] == reliable_fear + 1
     )
+
+
+def test_a_default_target_shrinks_to_the_largest_balanced_test_set(
+    clustered: Path, tmp_path: Path
+) -> None:
+    """test_share aims above what the reliable videos allow: exit 0, the largest balanced set."""
+    labels = read_manifest(clustered / "labels.parquet").df
+    reliable = labels[labels["support"] >= 1.0]["label"].value_counts()
+    fewest = int(reliable.min())
+    share = (fewest + 10) * 6 / len(labels)  # a derived target 10 above the scarcest class
+    code, output = _build(clustered, tmp_path, None, share=share)
+    assert code == 0, output
+    variant = read_manifest(tmp_path / "v" / "test-oriented.parquet", "split")
+    meta = variant.meta.extra
+    test = variant.df[variant.df["split"] == "test"]
+    per_class = meta["test_target_per_class"]
+    assert 0 < per_class <= fewest < meta["test_target_from_share"]
+    assert test["label"].value_counts().reindex(load_taxonomy().classes).tolist() == [per_class] * 6
+    assert meta["test_shortfall"] == {}
+    assert f"test set: {per_class} reliable videos per class, the largest balanced" in output
+    assert f"{reliable.idxmin()} has {fewest} reliable" in output
+    # the largest: asking for one more per class fails the gate and names this count
+    code, output = _build(clustered, tmp_path, per_class + 1)
+    assert code == 3, output
+    assert f"the largest balanced test set is {per_class} per class" in output
