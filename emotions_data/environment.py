@@ -138,13 +138,63 @@ def ffmpeg_checks() -> list[Check]:
     return [_tool("ffmpeg"), _tool("ffprobe")]
 
 
+def postgres_check() -> Check:
+    """Debian's PostgreSQL binaries, for ``annotate server start --db postgres`` (optional)."""
+    from emotions_data.annotation.postgres import binaries
+    from emotions_data.schema.errors import ServiceError
+
+    try:
+        found = binaries()
+    except ServiceError:
+        return Check(
+            "postgresql",
+            False,
+            "no pg_ctl: `--db postgres` is unavailable (SQLite and external servers work)",
+            needed=False,
+            fix=f"{_sudo()}apt-get install -y postgresql",
+        )
+    return Check("postgresql", True, str(found))
+
+
+def server_check(root: Path) -> Check | None:
+    """The root's Label Studio and database processes, when the root has a server folder."""
+    from emotions_data.annotation.server import server_dir, server_health
+    from emotions_data.schema.errors import EmotionsDataError
+
+    if not server_dir(root).exists():
+        return None
+    try:
+        health = server_health(root)
+    except EmotionsDataError as exc:
+        return Check("server", False, str(exc), needed=False)
+    if health["running"]:
+        detail = (
+            f"running at {health['url']} ({health['wsgi']}, {health['workers']} workers; "
+            f"{health['database']})"
+        )
+        return Check("server", True, detail, needed=False)
+    db = ""
+    if "database_pid" in health:
+        db = f"; database {'up' if health['database_pid'] else 'down'}"
+    return Check(
+        "server",
+        False,
+        f"not running ({health['database']}{db})",
+        needed=False,
+        fix=f"emotions-data annotate server start --root {root}",
+    )
+
+
 def run_checks(
     root: Path = Path("."), *, cache: Path | None = None, min_free_gib: float = MIN_FREE_GIB
 ) -> list[Check]:
     """Every check, in the order ``doctor`` prints them."""
+    server = server_check(root)
     return [
         *ffmpeg_checks(),
         label_studio_check(cache),
+        postgres_check(),
         torch_check(),
         disk_check(root, min_free_gib),
+        *([server] if server is not None else []),
     ]

@@ -306,3 +306,21 @@ def test_a_small_lab_round_under_load_loses_and_duplicates_nothing(tmp_path: Pat
     assert len(report.submitted) >= 10, d
     assert report.pulled_submitted == len(report.submitted) and report.duplicates == 0, d
     assert all(d["latency_s"][k]["n"] > 0 for k in ("login", "project", "next", "submit")), d
+
+
+def test_doctor_and_status_report_the_server_and_its_database(pg_people: PeopleRoot) -> None:
+    from click.testing import CliRunner
+
+    from emotions_data.cli import main
+
+    root = str(pg_people.root)
+    status = CliRunner().invoke(
+        main, ["annotate", "server", "status", "--root", root, "--json", "-"]
+    )
+    assert status.exit_code == 0, status.output
+    health = json.loads(status.output)
+    assert health["running"] and health["wsgi"] == "gunicorn" and health["database_pid"]
+    doctor = CliRunner().invoke(main, ["doctor", "--root", root, "--json", "-"])
+    checks = {c["name"]: c for c in json.loads(doctor.output[doctor.output.index("[") :])}
+    assert checks["postgresql"]["ok"]
+    assert checks["server"]["ok"] and "PostgreSQL" in checks["server"]["detail"]
