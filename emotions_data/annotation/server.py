@@ -407,14 +407,21 @@ def _web_env(public: str, opts: _Options, media: Path, sdir: Path) -> dict[str, 
         "LOCAL_FILES_DOCUMENT_ROOT": str(media),
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "EMOTIONS_DATA_ACCESS_FILE": str(sdir / ACCESS_FILE),
-        # the address in links Label Studio writes, and the only origin a form may come from
-        "HOST": public,
-        "CSRF_TRUSTED_ORIGINS": public,
     }
     if secure:  # cookies only over https (session: HttpOnly too, Django's default)
         env.update({"SESSION_COOKIE_SECURE": "1", "CSRF_COOKIE_SECURE": "1"})
     if opts.public_url:
-        env["EMOTIONS_DATA_BEHIND_PROXY"] = "1"
+        # Behind a proxy: the address in the links Label Studio writes, and the origin forms
+        # come from. Without one, Label Studio's links stay relative to the address a person
+        # typed: a fixed HOST (say the machine's name) sends the UI's API calls to another
+        # origin than the page's, where the session cookie is not sent.
+        env.update(
+            {
+                "HOST": public,
+                "CSRF_TRUSTED_ORIGINS": public,
+                "EMOTIONS_DATA_BEHIND_PROXY": "1",
+            }
+        )
     return env
 
 

@@ -609,13 +609,15 @@ def simulate(
     from emotions_data.annotation.commands import simulate_command
     from emotions_data.annotation.simulate import read_truth
 
+    # the inputs are read before the server is reached: a bad file is told without a server
+    true_labels = read_truth(truth)
     result = simulate_command(
         root,
         _server(root, ls_url),
         protocol,
         stage,
         groups,
-        read_truth(truth),
+        true_labels,
         roster,
         seed=settings.seed,
         bulk=bulk,

@@ -34,6 +34,7 @@ from emotions_data.annotation.server import (
 )
 from emotions_data.schema.io import read_manifest
 from emotions_data.testing.lab_load import prepare_round, run_round
+from tests.annotation.browser import label_one_in_browser
 from tests.annotation.people_helpers import PeopleRoot, Session, make_people_root
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
@@ -106,6 +107,14 @@ def _pull(people: PeopleRoot, via: str) -> pd.DataFrame:
     )
     frame = read_manifest(out).df
     return frame.sort_values(["video_id", "annotator_id"]).reset_index(drop=True)
+
+
+@pytest.mark.browser
+def test_an_annotator_labels_in_a_real_browser_on_postgres(
+    pg_people: PeopleRoot, tmp_path: Path
+) -> None:
+    # the same person, form and label stream as on SQLite, through gunicorn's workers
+    label_one_in_browser(pg_people, tmp_path)
 
 
 def test_postgres_root_keeps_secrets_private_and_pull_reads_it_as_the_api_does(

@@ -23,3 +23,16 @@ import os  # noqa: E402
 # request came over https, so Django builds https links and accepts the https origin.
 if os.environ.get("EMOTIONS_DATA_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# SQLite under several WSGI workers: a transaction that starts as a read and then writes
+# ("deferred") fails at once with "database is locked" when another process wrote meanwhile,
+# whatever the busy timeout. Taking the write lock at BEGIN makes writers queue (up to
+# ``timeout`` seconds) instead. WAL lets reads go on during a write; Label Studio sets it only
+# in its own ``runserver`` start-up, so every connection asks for it here.
+_db = DATABASES["default"]  # type: ignore[name-defined]  # noqa: F405
+if _db["ENGINE"].endswith("sqlite3"):
+    _db.setdefault("OPTIONS", {}).update(
+        timeout=30,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+    )
