@@ -573,6 +573,21 @@ def _kill_group(pid: int, grace_s: float = 10.0) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+def _wait_for_lock_free(lock: Path, timeout_s: float) -> None:
+    """Until the server lock is free: the master has gone, but its workers hold the inherited
+    lock until they have exited too, and a stop means nothing of the server is left (so that
+    ``migrate-db`` or a new start right after finds the root free)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        fd = _try_lock(lock)
+        if fd is not None:
+            os.close(fd)
+            return
+        if time.monotonic() > deadline:
+            return  # the start's own wait (``_wait_for_running``) tells who holds it
+        time.sleep(0.1)
+
+
 def is_root_server(root: Path, pid: int) -> bool:
     """Whether ``pid`` is a Label Studio serving ``root`` (read from /proc).
 
@@ -610,6 +625,7 @@ def stop_server(root: Path, *, database: bool = True) -> bool:
         was_running = bool(pid) and _pid_alive(pid) and is_root_server(root, pid)
         if was_running:
             _kill_group(pid, grace_s=GRACEFUL_S + 5)
+            _wait_for_lock_free(sdir / LOCK_FILE, timeout_s=GRACEFUL_S)
         with contextlib.suppress(FileNotFoundError):
             (sdir / STATE_FILE).unlink()
     if database and recorded_database(sdir).managed:

@@ -333,3 +333,109 @@ def test_doctor_and_status_report_the_server_and_its_database(pg_people: PeopleR
     checks = {c["name"]: c for c in json.loads(doctor.output[doctor.output.index("[") :])}
     assert checks["postgresql"]["ok"]
     assert checks["server"]["ok"] and "PostgreSQL" in checks["server"]["detail"]
+
+
+def _small_disk_for_postgres(kib: int) -> Path:
+    """A tmpfs the cluster user can reach (pytest's folders are 0700 to it), or a skip."""
+    import pwd
+    import uuid
+
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres user (scripts/setup.sh installs Debian's postgresql)")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs for a full disk needs root")
+    point = Path(user.pw_dir) / "emotions-data" / f"full-disk-{uuid.uuid4().hex[:8]}"
+    point.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={kib}k,mode=0700", "tmpfs", str(point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        point.rmdir()
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    os.chown(point, user.pw_uid, user.pw_gid)
+    return point
+
+
+def _fill(disk: Path) -> Path:
+    """Write zeros until the disk is full; the file is what frees it again."""
+    filler = disk / "filler"
+    chunk = b"\0" * (1 << 20)
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(chunk)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_under_postgres_loses_nothing_and_the_next_start_recovers(
+    tmp_path: Path,
+) -> None:
+    _need_label_studio()
+    disk = _small_disk_for_postgres(256 * 1024)
+    root = tmp_path / "root"
+    try:
+        # the root's cluster lives on the small disk (where `home/cluster` says)
+        home = server_dir(root) / "postgres"
+        home.mkdir(parents=True)
+        (home / "cluster").write_text(str(disk))
+        server = start_server(root, db=parse_db("postgres"), workers=2)
+        people = make_people_root(root, server)
+        from emotions_data.annotation.accounts import sync_accounts
+
+        sync_accounts(root, server, pd.read_parquet(people.groups_path), stage_order=["primary"])
+        s = _login(people, "a1")
+        pid = people.state().stage_projects("primary")["A"]
+        tasks = [int(t["id"]) for t in s.get("/api/tasks/", project=pid).json()["tasks"]]
+        assert len(tasks) >= 2
+        acknowledged: list[int] = []
+        made = s.post(f"/api/tasks/{tasks[0]}/annotations/", LABEL)
+        assert made.status_code == 201, made.text
+        acknowledged.append(int(made.json()["id"]))
+        filler = _fill(disk)
+        try:
+            under = s.post(f"/api/tasks/{tasks[1]}/annotations/", LABEL)
+        except httpx.HTTPError:
+            under = None  # the connection dropped: no acknowledgement
+        if under is not None and under.status_code == 201:
+            # PostgreSQL had room in its pages and WAL: an acknowledged judgement must last
+            acknowledged.append(int(under.json()["id"]))
+        elif under is not None:
+            # a judgement the database could not keep is not acknowledged as kept
+            assert under.status_code >= 500, under.text
+            assert "Traceback" not in under.text
+        # the database dies while its disk is full (its end-of-recovery checkpoint cannot be
+        # written there); the disk is freed and the next start brings it back
+        os.kill(int(server_health(root)["database_pid"]), signal.SIGKILL)
+        time.sleep(1.0)
+        filler.unlink()
+        again = start_server(root)
+        assert again.already_running and server_health(root)["running"]
+        if len(acknowledged) < 2:
+            # the annotator submits the refused judgement again, as a person would
+            after = s.post(f"/api/tasks/{tasks[1]}/annotations/", LABEL)
+            if after.status_code in (401, 403):  # the session did not survive: log in again
+                s.close()
+                s = _login(people, "a1", again)
+                after = s.post(f"/api/tasks/{tasks[1]}/annotations/", LABEL)
+            assert after.status_code == 201, after.text
+            acknowledged.append(int(after.json()["id"]))
+        else:  # the same session goes on after the restart
+            assert s.get("/api/current-user/whoami").status_code == 200
+        s.close()
+        pulled = _pull(people, "database")
+        ids = pulled["ls_annotation_id"].astype(int).tolist()
+        assert all(ids.count(a) == 1 for a in acknowledged), (acknowledged, ids)
+        assert not pulled.duplicated(["video_id", "annotator_id"]).any()
+        assert len(pulled) == len(acknowledged), pulled  # nothing half-written came back
+    finally:
+        stop_server(root)
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+        disk.rmdir()
