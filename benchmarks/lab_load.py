@@ -10,7 +10,8 @@ must be there once. Set-ups, each on a fresh root:
 - ``gunicorn+sqlite``: gunicorn workers on SQLite (today's default for the demo and quick rounds);
 - ``gunicorn+postgres``: gunicorn workers on the root's PostgreSQL cluster (``--db postgres``).
 
-Printed per set-up: throughput (judgements/s) against demand (N / think time), p50/p95/p99 of
+Printed per set-up: throughput (judgements/s answered in the steady window, from when everyone
+has arrived and done one task to the end) against demand (N / think time), p50/p95/p99 of
 login, project page, next and submit, errors, 5xx, time-outs, submitted vs pulled and
 duplicates, and the CPU seconds of the server processes, the database and the load generator
 beside the wall time (the load generator shares the machine's cores with the server).

@@ -51,6 +51,10 @@ class LoadReport:
     timeouts: int = 0
     login_failures: int = 0
     submitted: list[int] = field(default_factory=list)
+    #: when each submit was answered (``time.monotonic``), for the steady-window throughput
+    submit_times: list[float] = field(default_factory=list)
+    #: (start, end) of the steady window: every person has arrived, none has stopped yet
+    window: tuple[float, float] = (0.0, 0.0)
     pulled: int = 0
     pulled_submitted: int = 0
     duplicates: int = 0
@@ -58,7 +62,16 @@ class LoadReport:
 
     @property
     def throughput(self) -> float:
-        return len(self.submitted) / self.wall_s if self.wall_s else 0.0
+        """Judgements per second answered in the steady window.
+
+        Arrivals (the ramp) and the end (people stop mid-task) hold fewer people than the
+        round's N, so counting over the whole wall time would understate what the server
+        serves when everyone is labelling; demand is N / think time for the same window.
+        """
+        start, end = self.window
+        if end <= start:
+            return 0.0
+        return sum(start <= t <= end for t in self.submit_times) / (end - start)
 
     def percentile(self, kind: str, q: float) -> float:
         values = self.latencies[kind]
@@ -70,6 +83,7 @@ class LoadReport:
             "think_s": self.think_s,
             "wall_s": round(self.wall_s, 2),
             "judgements_per_s": round(self.throughput, 3),
+            "steady_window_s": round(self.window[1] - self.window[0], 2),
             "submitted": len(self.submitted),
             "pulled": self.pulled,
             "pulled_submitted": self.pulled_submitted,
@@ -250,8 +264,11 @@ async def _person(
                 await asyncio.sleep(1.0)
                 continue
             task = nxt.json()
-            await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
-            if time.monotonic() >= deadline or next(budget, None) is None:
+            think = rng.uniform(0.5, 1.5) * think_s
+            if time.monotonic() + think > deadline:
+                return  # the round ends before this person would submit: stop now
+            await asyncio.sleep(think)
+            if next(budget, None) is None:
                 return
             body = {"result": _label(rng), "lead_time": think_s, "project": project}
             sub = await timed(
@@ -262,6 +279,7 @@ async def _person(
                 continue
             if sub.status_code == 201:
                 report.submitted.append(int(sub.json()["id"]))
+                report.submit_times.append(time.monotonic())
             else:
                 report.errors += 1
 
@@ -315,9 +333,13 @@ def run_round(
             )
         )
 
+    # the first submits come one think time after arrival: the window opens when everyone
+    # has arrived and had time for one task; a person only starts a task that ends before
+    # the deadline, so every submit due before it is made and the window runs to it
+    report.window = (now + ramp_s + think_s, deadline)
     t0 = time.monotonic()
     asyncio.run(everyone())
-    report.wall_s = max(time.monotonic() - t0 - ramp_s / 2, 1e-9)
+    report.wall_s = time.monotonic() - t0
     # the workers seen at the start and any started since (a restarted one)
     tree = sorted(set(tree) | set(process_tree(server.pid)))
     report.cpu = {

@@ -313,6 +313,8 @@ def test_a_small_lab_round_under_load_loses_and_duplicates_nothing(tmp_path: Pat
     d = report.to_dict()
     assert d["login_failures"] == 0 and d["server_errors"] == 0 and d["timeouts"] == 0, d
     assert len(report.submitted) >= 10, d
+    # the steady window (everyone arrived, one task done, to the deadline) holds submits
+    assert d["steady_window_s"] > 0 and d["judgements_per_s"] > 0, d
     assert report.pulled_submitted == len(report.submitted) and report.duplicates == 0, d
     assert all(d["latency_s"][k]["n"] > 0 for k in ("login", "project", "next", "submit")), d
 

@@ -36,3 +36,12 @@ if _db["ENGINE"].endswith("sqlite3"):
         transaction_mode="IMMEDIATE",
         init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
     )
+
+# PostgreSQL: Label Studio leaves CONN_MAX_AGE at 0, a new connection per request, and each one
+# costs a backend fork and a scram-sha-256 exchange on both sides (under load the database's
+# CPU per judgement was half the server's). Each worker thread keeps its connection instead;
+# the health check at the start of a request replaces one the database dropped (killed,
+# restarted after a full disk), so a round still heals by itself.
+elif _db["ENGINE"].endswith("postgresql"):
+    _db["CONN_MAX_AGE"] = 300
+    _db["CONN_HEALTH_CHECKS"] = True
