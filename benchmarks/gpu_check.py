@@ -173,7 +173,7 @@ def loader_wait(
     from emotions_data.baselines.avcpnet.epoch import train_one_epoch
     from emotions_data.baselines.avcpnet.runlog import StepLog
     from emotions_data.baselines.avcpnet.schedule import warmup_cosine
-    from emotions_data.baselines.avcpnet.trainer import make_loader
+    from emotions_data.baselines.avcpnet.training_run import make_loader
 
     items = load_split(manifest, "train", root)
     dataset = CacheClipDataset(items, root, config.data, train=True, seed=0)

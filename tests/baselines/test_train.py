@@ -236,7 +236,7 @@ def test_ddp_two_gloo_processes_match_single_process(
 
 
 def test_selection_breaks_ties_on_val_loss() -> None:
-    from emotions_data.baselines.avcpnet.trainer import is_better
+    from emotions_data.baselines.avcpnet.training_run import is_better
 
     best = {"epoch": 1, "value": 0.5, "loss": 2.0}
     assert is_better(0.6, 9.0, best)  # a higher UAR wins whatever the loss

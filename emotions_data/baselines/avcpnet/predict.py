@@ -13,7 +13,7 @@ from emotions_data.baselines.avcpnet.checkpoint import load_checkpoint
 from emotions_data.baselines.avcpnet.config import BaselineConfig
 from emotions_data.baselines.avcpnet.data import CacheClipDataset, SplitItems, cache_dir, collate
 from emotions_data.baselines.avcpnet.distributed import resolve_device
-from emotions_data.baselines.avcpnet.trainer import build_model
+from emotions_data.baselines.avcpnet.training_run import build_model
 from emotions_data.schema.atomic import atomic_write_text
 from emotions_data.schema.errors import ConfigError
 from emotions_data.schema.taxonomy import Taxonomy
