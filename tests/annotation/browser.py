@@ -49,14 +49,18 @@ def _browser(profile: Path) -> Any:
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
-def _wait(what: str, check: Any, timeout_s: float = 60.0) -> Any:
+def _wait(what: str, check: Any, timeout_s: float = 60.0, driver: Any = None) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    seen = ""
+    if driver is not None:  # where the browser was, so a failure on CI says why
+        body = driver.find_elements("tag name", "body")
+        seen = f" (at {driver.current_url}: {body[0].text[:300] if body else ''!r})"
+    raise AssertionError(f"timed out waiting for {what}{seen}")
 
 
 def label_one_in_browser(people: PeopleRoot, tmp_path: Path) -> dict[str, float]:
@@ -74,10 +78,11 @@ def label_one_in_browser(people: PeopleRoot, tmp_path: Path) -> dict[str, float]
     try:
         driver.set_page_load_timeout(60)
         driver.get(people.server.url + "/user/login/")
+        _wait("the login form", lambda: driver.find_elements(By.NAME, "email"), driver=driver)
         driver.find_element(By.NAME, "email").send_keys(creds["email"])
         driver.find_element(By.NAME, "password").send_keys(creds["password"])
         driver.find_element(By.NAME, "password").submit()
-        _wait("the login", lambda: "/user/login" not in driver.current_url)
+        _wait("the login", lambda: "/user/login" not in driver.current_url, driver=driver)
         opened = time.monotonic()
         driver.get(f"{people.server.url}/projects/{project}/data?labeling=1")
         _wait(
