@@ -17,7 +17,7 @@ chain runs first at M videos and the table gives each step's time at N over its 
 (wall and CPU; linear is N/M). This process imports nothing heavy (stdlib only) so that the
 children's peak RSS is theirs: a forked child is charged the parent's resident pages.
 
-Run: ``.venv/bin/python benchmarks/chain.py --videos 28000`` (the README's table)
+Run: ``.venv/bin/python benchmarks/chain.py --videos 28000`` (the table in docs/benchmarks.md)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What verifying done outputs costs a re-run of ``prepare`` (README "Trust boundary and faults").
+"""What verifying done outputs costs a re-run of ``prepare`` (docs/trust.md).
 
 A done video is skipped only when its completion record matches (``ingest.outputs``). This
 prepares ``--clips`` generated clips once with ``configs/prepare.yaml`` (32 x 8 cache frames,

@@ -131,8 +131,8 @@ def sync_accounts(
     if server.data_dir is None:
         raise ServiceError(
             f"Label Studio at {server.url} is not the embedded server: its API cannot set "
-            "passwords; invite annotators with its own invite link instead (see README, "
-            "'Running a round with people')"
+            "passwords; invite annotators with its own invite link instead (see "
+            "docs/guides/lab-round.md, 'Running a round with people')"
         )
     root = Path(root)
     out = Path(out) if out is not None else root / DEFAULT_CREDENTIALS

@@ -48,7 +48,7 @@ def baseline() -> None:
     "--root",
     required=True,
     type=click.Path(path_type=Path),
-    help="Dataset root holding cache/<video_id>/.",
+    help="Dataset root holding cache/VIDEO_ID/.",
 )
 @click.option(
     "--config",

@@ -51,7 +51,7 @@ def fetch(
 ) -> None:
     """Download the videos of URLS (CSV/Parquet with a `url` column, or TXT, one URL a line).
 
-    Each URL gives one mp4 with video and audio at ROOT/media/<platform>/<video_id>.mp4 and
+    Each URL gives one mp4 with video and audio at ROOT/media/PLATFORM/VIDEO_ID.mp4 and
     one row of ROOT/videos.parquet, with an error kind when it fails (unavailable, private,
     geo_blocked, login_required, rate_limited, network, unsupported_url, bad_media, other).
     Re-running skips what is done; --retry-failed tries the failures again. Other input

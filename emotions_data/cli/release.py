@@ -93,7 +93,7 @@ def release(
     json_out: str | None,
     **paths: Path | None,
 ) -> None:
-    """Write a release folder: data/<variant>/<split>.parquet (Hugging Face datasets loads it
+    """Write a release folder: data/VARIANT/SPLIT.parquet (Hugging Face datasets loads it
     as Parquet), a README.md dataset card and croissant.json, filled from the manifests.
 
     \b

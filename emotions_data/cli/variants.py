@@ -110,7 +110,7 @@ def split(
     help="Official split [ROOT/split.parquet if present; else made here].",
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path), help="Folder for <variant>.parquet [ROOT/variants]."
+    "--out", type=click.Path(path_type=Path), help="Folder for VARIANT.parquet [ROOT/variants]."
 )
 @click.option(
     "--variants",
