@@ -7,6 +7,7 @@ import contextlib
 import copy
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,97 @@ def _check_finite(value: float, what: str, epoch: int, step: int, micro: int) ->
         )
 
 
+@dataclass
+class _StepSums:
+    """What the micro-batches of one optimizer step add up to, for its ``steps.jsonl`` record."""
+
+    started: float = field(default_factory=time.perf_counter)
+    data_wait_s: float = 0.0
+    samples: float = 0.0
+    losses: dict[str, float] = field(default_factory=dict)  # "loss", "loss_<head>": sums
+
+    def add(self, value: float, parts: dict[str, torch.Tensor], n: int) -> None:
+        self.samples += n
+        self.losses["loss"] = self.losses.get("loss", 0.0) + value * n
+        for name, term in parts.items():
+            key = f"loss_{name}"
+            self.losses[key] = self.losses.get(key, 0.0) + float(term.detach()) * n
+
+    def record(
+        self, epoch: int, step: int, lr: float, grad_norm: float, world: int
+    ) -> dict[str, Any]:
+        took = max(time.perf_counter() - self.started, 1e-9)
+        n = max(self.samples, 1.0)
+        return {
+            "epoch": epoch + 1,
+            "step": step,
+            **{k: v / n for k, v in self.losses.items()},
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "samples_per_s": self.samples * world / took,
+            "step_s": took,
+            "data_wait_s": self.data_wait_s,
+            "data_wait_share": self.data_wait_s / took,
+        }
+
+
+def _start_epoch(model: nn.Module, loader: DataLoader[Any], epoch: int) -> None:
+    """Training mode, and the epoch into the sampler (DDP shuffling) and the dataset (augmentation)."""
+    model.train()
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    if isinstance(loader.dataset, CacheClipDataset):
+        loader.dataset.set_epoch(epoch)
+
+
+def _forward_backward(
+    model: nn.Module,
+    criterion: MultiTaskLoss,
+    batch: Batch,
+    device: torch.device,
+    config: BaselineConfig,
+    *,
+    weight: float,
+    divide_by: int,
+    sync_now: bool,
+    distributed: bool,
+) -> tuple[float, dict[str, torch.Tensor]]:
+    """The loss of one micro-batch and its gradient, added to what the step accumulated.
+
+    The loss is divided by the micro-batches of the step, so the gradient is their mean; under
+    DDP only the step's last micro-batch all-reduces (``no_sync`` before it)."""
+    video = photometric(batch.video.to(device, non_blocking=True), batch.aug.to(device))
+    audio = batch.audio.to(device, non_blocking=True)
+    target = batch.label.to(device, non_blocking=True)
+    sync: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if distributed and not sync_now and isinstance(model, DDP):
+        sync = model.no_sync()
+    with sync:
+        with _autocast(device, config.optim.amp):
+            loss, parts = criterion.with_parts(model(video, audio), target)
+        scaled: Any = loss * weight / divide_by
+        scaled.backward()
+    return float(loss.detach()), parts
+
+
+def _optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    config: BaselineConfig,
+    where: tuple[int, int, int],
+) -> tuple[float, float]:
+    """Clip, step the optimizer and the schedule; returns (gradient norm, lr of this step)."""
+    max_norm = config.optim.clip_grad_norm if config.optim.clip_grad_norm > 0 else math.inf
+    grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+    _check_finite(grad_norm, "gradient norm", *where)
+    lr = float(optimizer.param_groups[0]["lr"])
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm, lr
+
+
 def train_one_epoch(
     model: nn.Module,
     criterion: MultiTaskLoss,
@@ -72,14 +164,8 @@ def train_one_epoch(
     record per optimizer step: the loss per head, lr, samples/s and the loader wait.
     """
     info = info or DistInfo()
-    opt = config.optim
-    model.train()
-    sampler = loader.sampler
-    if isinstance(sampler, DistributedSampler):
-        sampler.set_epoch(epoch)
-    dataset = loader.dataset
-    if isinstance(dataset, CacheClipDataset):
-        dataset.set_epoch(epoch)
+    accumulation = config.optim.accumulation
+    _start_epoch(model, loader, epoch)
     n_micro = len(loader)
     loss_sum, seen = 0.0, 0
     skipped: dict[str, str] = {}
@@ -88,17 +174,16 @@ def train_one_epoch(
     bar = _progress(n_micro, f"epoch {epoch + 1} train", progress and info.main)
     optimizer.zero_grad(set_to_none=True)
     step = first_step
-    group: dict[str, float] = {}
-    group_started, wait = started, 0.0
+    sums = _StepSums()
     iterator = iter(loader)
     for i in range(n_micro):
         fetch_started = time.perf_counter()
         batch = next(iterator)
-        wait += time.perf_counter() - fetch_started
+        sums.data_wait_s += time.perf_counter() - fetch_started
         assert isinstance(batch, Batch)
         skipped.update(batch.skip_reasons)
-        group_start = (i // opt.accumulation) * opt.accumulation
-        group_size = min(opt.accumulation, n_micro - group_start)
+        group_start = (i // accumulation) * accumulation
+        group_size = min(accumulation, n_micro - group_start)
         last_of_group = i == group_start + group_size - 1
         weight = 1.0
         if len(batch):
@@ -108,56 +193,31 @@ def train_one_epoch(
             # the ranks' gradient all-reduces in step (a rank that skipped would hang the rest)
             batch, weight = last_good, 0.0
         if len(batch):
-            video = photometric(batch.video.to(device, non_blocking=True), batch.aug.to(device))
-            audio = batch.audio.to(device, non_blocking=True)
-            target = batch.label.to(device, non_blocking=True)
-            sync: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-            if info.distributed and not last_of_group and isinstance(model, DDP):
-                sync = model.no_sync()  # accumulate locally; all-reduce once per step
-            with sync:
-                with _autocast(device, opt.amp):
-                    loss, parts = criterion.with_parts(model(video, audio), target)
-                scaled: Any = loss * weight / group_size
-                scaled.backward()
+            value, parts = _forward_backward(
+                model,
+                criterion,
+                batch,
+                device,
+                config,
+                weight=weight,
+                divide_by=group_size,
+                sync_now=last_of_group,
+                distributed=info.distributed,
+            )
             if weight:
-                value = float(loss.detach())
-                if not info.distributed:  # under DDP the shared gradient norm below decides
+                if not info.distributed:  # under DDP the shared gradient norm decides
                     _check_finite(value, "loss", epoch, step + 1, i)
                 loss_sum += value * len(batch)
                 seen += len(batch)
-                group["samples"] = group.get("samples", 0.0) + len(batch)
-                group["loss"] = group.get("loss", 0.0) + value * len(batch)
-                for name, term in parts.items():
-                    key = f"loss_{name}"
-                    group[key] = group.get(key, 0.0) + float(term.detach()) * len(batch)
+                sums.add(value, parts, len(batch))
         if last_of_group:
-            max_norm = opt.clip_grad_norm if opt.clip_grad_norm > 0 else math.inf
-            grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), max_norm))
-            _check_finite(grad_norm, "gradient norm", epoch, step + 1, i)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            grad_norm, lr = _optimizer_step(
+                model, optimizer, scheduler, config, (epoch, step + 1, i)
+            )
             step += 1
             if log is not None and info.main:
-                now = time.perf_counter()
-                n = max(group.get("samples", 0.0), 1.0)
-                log.step(
-                    {
-                        "epoch": epoch + 1,
-                        "step": step,
-                        **{k: v / n for k, v in group.items() if k.startswith("loss")},
-                        "lr": lr,
-                        "grad_norm": grad_norm,
-                        "samples_per_s": group.get("samples", 0.0)
-                        * info.world
-                        / max(now - group_started, 1e-9),
-                        "step_s": now - group_started,
-                        "data_wait_s": wait,
-                        "data_wait_share": wait / max(now - group_started, 1e-9),
-                    }
-                )
-            group, group_started, wait = {}, time.perf_counter(), 0.0
+                log.step(sums.record(epoch, step, lr, grad_norm, info.world))
+            sums = _StepSums()
         elapsed = time.perf_counter() - started
         bar.set_postfix(
             loss=f"{loss_sum / max(seen, 1):.4f}",
