@@ -24,11 +24,28 @@ from emotions_data.annotation.database import (
 )
 from emotions_data.schema.errors import ServiceError
 
-_TASKS = "SELECT id, data FROM task WHERE project_id = {p} ORDER BY id"
+_TASKS = "SELECT id, {data} FROM task WHERE project_id = {p} ORDER BY id"
 _ANNOTATIONS = (
-    "SELECT id, task_id, completed_by_id, result, was_cancelled, lead_time, created_at, updated_at "
+    "SELECT id, task_id, completed_by_id, {result}, was_cancelled, lead_time, {created}, {updated} "
     "FROM task_completion WHERE project_id = {p} ORDER BY task_id, id"
 )
+# PostgreSQL hands over jsonb and timestamptz as text in the export's form, so the client
+# neither builds Python objects for them nor converts time zones (a third of a 28,000-task pull)
+_PG_UTC = "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_COLUMNS = {
+    "sqlite": {
+        "data": "data",
+        "result": "result",
+        "created": "created_at",
+        "updated": "updated_at",
+    },
+    "postgres": {
+        "data": "data::text",
+        "result": "result::text",
+        "created": _PG_UTC.format(c="created_at"),
+        "updated": _PG_UTC.format(c="updated_at"),
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -92,10 +109,11 @@ def read_project_tasks(db: LocalDatabase, project_id: int) -> list[dict[str, Any
     try:
         tasks: dict[int, dict[str, Any]] = {}
         cur = con.cursor()
-        cur.execute(_TASKS.format(p=db.placeholder), (project_id,))
+        columns = _COLUMNS["postgres" if db.database.is_postgres else "sqlite"]
+        cur.execute(_TASKS.format(p=db.placeholder, **columns), (project_id,))
         for tid, data in cur.fetchall():
             tasks[tid] = {"id": tid, "project": project_id, "data": _json(data), "annotations": []}
-        cur.execute(_ANNOTATIONS.format(p=db.placeholder), (project_id,))
+        cur.execute(_ANNOTATIONS.format(p=db.placeholder, **columns), (project_id,))
         for aid, tid, user, result, cancelled, lead, created, updated in cur.fetchall():
             task = tasks.get(tid)
             if task is None:

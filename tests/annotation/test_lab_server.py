@@ -140,7 +140,8 @@ def test_postgres_root_keeps_secrets_private_and_pull_reads_it_as_the_api_does(
         s.close()
     by_db, by_api = _pull(pg_people, "database"), _pull(pg_people, "api")
     assert len(by_db) >= 1 and "fear" in set(by_db["label"])
-    cols = ["video_id", "annotator_id", "label", "ls_annotation_id", "ls_task_id"]
+    # the times too: the database read formats PostgreSQL's timestamptz in UTC as the export does
+    cols = ["video_id", "annotator_id", "label", "ls_annotation_id", "ls_task_id", "created_at"]
     pd.testing.assert_frame_equal(by_db[cols], by_api[cols])
 
 

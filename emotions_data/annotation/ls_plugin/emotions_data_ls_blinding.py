@@ -639,7 +639,8 @@ def check_stored_view(view: Any) -> None:
     """A saved view as Label Studio will apply it, whoever saved it (the admin too)."""
     try:
         params = view.get_prepare_tasks_params(add_selected_items=True)
-    except Exception:  # pydantic refuses what was stored: Label Studio would answer 500
+    except (ValueError, TypeError, KeyError):  # pydantic's ValidationError is a ValueError
+        # what was stored does not parse: Label Studio would answer 500 on it
         raise _bad("the view's filters cannot be read") from None
     filters = params.filters.model_dump(mode="json") if params.filters is not None else None
     check_filters(filters, params.ordering)
@@ -856,6 +857,7 @@ class BlindingMiddleware:
             return user
         if not (request.META.get("HTTP_AUTHORIZATION") or request.META.get("HTTP_X_API_KEY")):
             return None
+        from rest_framework.exceptions import APIException  # type: ignore[import-not-found]
         from rest_framework.request import Request  # type: ignore[import-not-found]
         from rest_framework.settings import api_settings  # type: ignore[import-not-found]
 
@@ -864,7 +866,7 @@ class BlindingMiddleware:
                 request, authenticators=[a() for a in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
             )
             user = drf.user
-        except Exception:
+        except APIException:  # AuthenticationFailed, NotAuthenticated, a CSRF PermissionDenied
             return None  # the view authenticates the same way and refuses too
         return user if user is not None and user.is_authenticated else None
 
