@@ -8,6 +8,8 @@ bash scripts/setup.sh
 export PATH="$ROOT/.venv/bin:$PATH"
 echo "== ruff"; ruff check . && ruff format --check .
 echo "== mypy"; mypy
+# the docs site: every page in the nav, every link and anchor resolves, the CLI reference renders
+echo "== docs"; docs_out=$(mktemp -d); NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$docs_out"; rm -rf "$docs_out"
 # the wheel installed outside the checkout (SKIP_WHEEL_CHECK=1 skips it locally, never under CI)
 if [ -n "${CI:-}" ] || [ "${SKIP_WHEEL_CHECK:-0}" != 1 ]; then
     echo "== wheel"; bash scripts/check-wheel.sh
