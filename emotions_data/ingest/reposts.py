@@ -11,26 +11,18 @@
    a line ``j = speed * i + offset`` (speed 0.8-1.25: sped-up reposts) is fitted by voting,
    and the pair is a repost when the samples on that line cover at least ``min_share`` of the
    shorter video (so an intro, a trim or a clip cut from a longer video still match).
-3. **Verification** (where the per-sample thumbnails are at hand, ``ingest.aligned``): the
-   aligned thumbnails must correlate, and so must what changes in them, so that two shots
-   of one place (a static camera filmed twice, consecutive scenes of one camera), whose
-   frames hash alike, are not taken for one video.
-4. **Groups** are the connected components of the reposts found (union-find).
+3. **Groups** are the connected components of the reposts found (union-find).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from emotions_data.ingest.aligned import align_thumbs, likeness, line_pairs
 from emotions_data.ingest.framehash import CROP_SCALES, MIRROR, WORDS, VideoHashes
-
-#: Thumbnails of a video by its index (None where its hash file has none).
-ThumbSource = Callable[[int], npt.NDArray[np.uint8] | None]
 
 BANDS = 16
 BAND_BITS = 20
@@ -66,9 +58,6 @@ class PairMatch:
     mirrored: bool
     a_lead: int  # samples of a before the aligned part
     b_lead: int
-    #: b's field of view over a's (side): below 1 when b is a crop of a (hash crop scales;
-    #: ``aligned.align_thumbs`` refines it)
-    side_ratio: float = 1.0
 
 
 def band_keys(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
@@ -188,29 +177,6 @@ def _pair_matrix(
     return best
 
 
-def _side_ratio(
-    a: VideoHashes,
-    b: VideoHashes,
-    i: npt.NDArray[np.int64],
-    j: npt.NDArray[np.int64],
-    mirrored: bool,
-) -> float:
-    """b's field of view over a's from the crop scale that matches the aligned samples best."""
-    whole_a = a.hashes[i, MIRROR if mirrored else 0]
-    whole_b = b.hashes[j, MIRROR if mirrored else 0]
-    best, ratio = None, 1.0
-    for k, scale in enumerate(CROP_SCALES):
-        # a as shown against b's crop: a is the crop (b shows more); and the other way round
-        for d, r in (
-            (np.bitwise_count(whole_a ^ b.hashes[j, k]).sum(axis=1), 1.0 / scale),
-            (np.bitwise_count(a.hashes[i, k] ^ whole_b).sum(axis=1), scale),
-        ):
-            mean = float(d.mean())
-            if best is None or mean < best - 1e-9:
-                best, ratio = mean, r
-    return ratio
-
-
 def align(
     a: VideoHashes, b: VideoHashes, settings: MatchSettings, ia: int = 0, ib: int = 1
 ) -> PairMatch | None:
@@ -245,38 +211,19 @@ def align(
                 )
     if best is None or best.matched < settings.min_samples or best.share < settings.min_share:
         return None
-    i, j = line_pairs(a.n, b.n, best.speed, best.offset, a.valid, b.valid)
-    if len(i) == 0:
-        return best
-    return replace(best, side_ratio=_side_ratio(a, b, i, j, best.mirrored))
-
-
-def verified(match: PairMatch, a: VideoHashes, b: VideoHashes, thumbs: ThumbSource) -> bool:
-    """Whether the thumbnails confirm ``match`` (True when either video has none)."""
-    ta, tb = thumbs(match.a), thumbs(match.b)
-    if ta is None or tb is None:
-        return True  # hash files of an older version: the hash alignment alone decides
-    i, j = line_pairs(a.n, b.n, match.speed, match.offset, a.valid, b.valid)
-    pair = align_thumbs(ta, tb, i, j, match.mirrored, match.side_ratio)
-    return pair is not None and likeness(pair).same_video
+    return best
 
 
 def find_reposts(
-    videos: Sequence[VideoHashes],
-    settings: MatchSettings | None = None,
-    thumbs: ThumbSource | None = None,
+    videos: Sequence[VideoHashes], settings: MatchSettings | None = None
 ) -> list[PairMatch]:
-    """Every pair of ``videos`` that are reposts of each other (candidates, alignment and,
-    given ``thumbs``, verification)."""
+    """Every pair of ``videos`` that are reposts of each other (candidates, then alignment)."""
     settings = settings or MatchSettings()
     matches = []
     for ia, ib in sorted(candidate_pairs(videos, settings.max_distance)):
         match = align(videos[ia], videos[ib], settings, ia, ib)
-        if match is None:
-            continue
-        if thumbs is not None and not verified(match, videos[ia], videos[ib], thumbs):
-            continue
-        matches.append(match)
+        if match is not None:
+            matches.append(match)
     return matches
 
 
