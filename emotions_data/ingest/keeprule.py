@@ -1,36 +1,37 @@
-"""Which copy of a repost group is kept: the original, and why.
+"""Which copy of a repost group is kept: the unedited original, and why each other copy lost.
 
-The rule, criterion by criterion (the first that differs decides):
+What each copy adds or lacks is judged against the other copies of its group
+(``ingest.copy_edits``), never by an absolute threshold on one video. The rule, criterion
+by criterion (the first that differs decides):
 
 1. **Earliest upload date**, where the platform gives one (a copy with a date before one
    without).
-2. **Nothing added**: the fewest of added bars (the picture fills under 90 % of the frame),
-   an added intro (the copy starts with stills that the other copies lack) and an overlay (a
-   part of the picture that never changes while the rest moves: a logo, a username).
-3. **The most content**: a copy more than a second shorter than the longest copy lost
-   content (a trim, a clip cut from it, a sped-up copy); differences under a second (an
-   encoder's padding) never decide.
-4. **The highest resolution** of the picture itself (bars not counted).
-5. **The most bits per pixel and second**: every re-encode loses some.
-6. The smallest ``video_id`` (so every run keeps the same copy).
+2. **The fewest edits**: added (bars, overlay, intro, outro, colour change, speed change,
+   mirror against most copies) and lost (crop, trim: at least a second of footage that
+   another copy has). Duration differences under a second never decide.
+3. **The widest field of view** (in steps of 5 % of the side: finer is measurement noise).
+4. **No re-encode loss**: a copy whose aligned thumbnails are ``LOSSY_DB`` or more below the
+   best copy's PSNR against the others lost quality.
+5. **The highest resolution** of the picture itself (bars not counted).
+6. **The best quality against the others** (mean PSNR; in a group of three or more the
+   original is the copy closest to all others, each repost having lost something of its own).
+7. The smallest ``video_id`` (so every run keeps the same copy).
 
 Every member gets a one-line note: the kept copy names the criterion that put it first; each
-duplicate names the kept copy and the criterion that put it behind.
+other copy names the kept copy and the criterion that put it behind.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emotions_data.ingest.framehash import VideoHashes
-from emotions_data.ingest.reposts import PairMatch
+from emotions_data.ingest.copy_edits import LOSSY_DB, CopyEdits
 
-#: The picture fills less than this share of the frame: bars were added.
-BARS_BELOW = 0.9
-#: This share of the picture never changes: an overlay was added.
-OVERLAY_FROM = 0.02
+#: Field of view compared in steps of this share of the side.
+_FOV_STEP = 0.05
 
 
 @dataclass(frozen=True)
@@ -39,90 +40,76 @@ class Member:
 
     video_id: str
     upload_date: str | None
-    bars: bool
-    intro: bool
-    overlay: bool
-    content_s: float  # duration without an added intro
+    edits: CopyEdits
     pixels: int  # of the picture, bars excluded
-    width: int
-    height: int
-    bits_per_pixel: float
 
     @property
-    def added(self) -> list[str]:
-        return [
-            n
-            for n, f in (("bars", self.bars), ("intro", self.intro), ("overlay", self.overlay))
-            if f
-        ]
+    def changes(self) -> list[str]:
+        return [*self.edits.added, *self.edits.lost]
 
 
-def intro_leads(matches: Sequence[PairMatch], hashes: Sequence[VideoHashes]) -> dict[int, int]:
-    """Videos that start with stills their repost lacks (an added intro card): lead samples."""
-    found: dict[int, int] = {}
-    for m in matches:
-        for me, lead, other_lead in ((m.a, m.a_lead, m.b_lead), (m.b, m.b_lead, m.a_lead)):
-            if lead > 0 and other_lead == 0 and hashes[me].still[:lead].mean() >= 0.5:
-                found[me] = max(found.get(me, 0), lead)
-    return found
-
-
-def member_of(row: dict[str, Any], video: VideoHashes, intro_lead: int = 0) -> Member:
-    """``intro_lead``: samples of an added intro (``intro_leads``), 0 for none."""
+def member_of(row: dict[str, Any], content_share: float, edits: CopyEdits) -> Member:
+    """The keep rule's view of a manifest row, its content box share and its edits."""
     width, height = int(row.get("width") or 0), int(row.get("height") or 0)
-    duration = max(0.0, float(row.get("duration_s") or 0.0) - intro_lead / video.fps)
-    pixels = round(width * height * video.content_share)
-    size = float(row.get("bytes") or 0.0)
-    bpp = size * 8.0 / max(1.0, width * height * max(duration, 0.1))
     upload = row.get("upload_date")
     return Member(
         video_id=str(row["video_id"]),
         upload_date=str(upload) if upload else None,
-        bars=video.content_share < BARS_BELOW,
-        intro=intro_lead > 0,
-        overlay=video.static_share >= OVERLAY_FROM,
-        content_s=duration,
-        pixels=pixels,
-        width=width,
-        height=height,
-        bits_per_pixel=bpp,
+        edits=edits,
+        pixels=round(width * height * content_share),
     )
 
 
-def _criteria(m: Member, longest: float) -> list[tuple[Any, str]]:
+def _psnr(m: Member) -> float:
+    return m.edits.psnr_db if not math.isnan(m.edits.psnr_db) else 0.0
+
+
+def _criteria(m: Member, best_psnr: float) -> list[tuple[Any, str]]:
     """(sort value, what it means) per criterion, in the rule's order."""
     return [
         ((m.upload_date is None, m.upload_date or ""), "upload"),
-        (len(m.added), "added"),
-        (m.content_s < longest - 1.0, "length"),
+        (len(m.changes), "edits"),
+        (-math.floor(m.edits.field_of_view / _FOV_STEP + 0.5), "view"),
+        (_psnr(m) < best_psnr - LOSSY_DB, "loss"),
         (-m.pixels, "pixels"),
-        (-round(m.bits_per_pixel, 3), "bitrate"),
+        (-round(_psnr(m), 2), "quality"),
         (m.video_id, "id"),
     ]
+
+
+def _edits(m: Member) -> str:
+    return ", ".join(m.changes) or "none"
 
 
 def _why(kept: Member, other: Member, criterion: str) -> str:
     if criterion == "upload":
         return f"uploaded earlier ({kept.upload_date} vs {other.upload_date or 'no date'})"
-    if criterion == "added":
-        added = ", ".join(other.added) or "nothing"
-        return f"fewer additions ({', '.join(kept.added) or 'none'} vs {added})"
-    if criterion == "length":
-        return f"more content ({kept.content_s:.1f} s vs {other.content_s:.1f} s)"
+    if criterion == "edits":
+        return f"fewer edits ({_edits(kept)} vs {_edits(other)})"
+    if criterion == "view":
+        return (
+            f"wider field of view ({kept.edits.field_of_view:.2f} vs "
+            f"{other.edits.field_of_view:.2f} of the widest copy's side)"
+        )
+    if criterion == "loss":
+        return (
+            f"less re-encode loss (PSNR against the other copies {_psnr(kept):.1f} vs "
+            f"{_psnr(other):.1f} dB)"
+        )
     if criterion == "pixels":
         return f"more picture pixels ({kept.pixels} vs {other.pixels})"
-    if criterion == "bitrate":
-        return f"more bits per pixel ({kept.bits_per_pixel:.3f} vs {other.bits_per_pixel:.3f})"
+    if criterion == "quality":
+        return f"closer to the other copies (PSNR {_psnr(kept):.2f} vs {_psnr(other):.2f} dB)"
     return "alike on every criterion, the smaller video_id"
 
 
 def choose(members: Sequence[Member]) -> tuple[int, dict[int, str]]:
     """(index of the kept member, a note per member index)."""
-    longest = max(m.content_s for m in members)
-    keyed = [[v for v, _ in _criteria(m, longest)] for m in members]
+    best_psnr = max(_psnr(m) for m in members)
+    keyed = [[v for v, _ in _criteria(m, best_psnr)] for m in members]
     order = sorted(range(len(members)), key=lambda i: keyed[i])
     kept = order[0]
-    names = [n for _, n in _criteria(members[kept], longest)]
+    names = [n for _, n in _criteria(members[kept], best_psnr)]
 
     def deciding(i: int) -> str:
         return next(n for n, x, y in zip(names, keyed[kept], keyed[i], strict=True) if x != y)

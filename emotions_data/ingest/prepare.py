@@ -9,10 +9,13 @@ of the original (``ingest.mediapass``), and marks duplicates.
 Duplicates: byte-identical files (same sha256) are found before any decoding (the earliest
 uploaded, then the smallest ``video_id`` is kept), reposts after: per-second frame hashes
 (``ingest.framehash``, ``ROOT/hashes/<video_id>.npz``) searched with an index and aligned in
-time (``ingest.reposts``); in each group the original is kept by ``ingest.keeprule`` (earliest
-upload, then no added bars / intro / overlay, then the most content and resolution). The
-others become ``duplicate`` with ``dup_of`` naming it and, in ``error_message``, why that copy
-was kept over this one (their outputs are kept on disk). Exact duplicates are never decoded.
+time (``ingest.reposts``); each group's copies are compared with one another
+(``ingest.copy_edits``) and the original is kept by ``ingest.keeprule`` (earliest upload,
+then the fewest edits against the other copies, the widest view, quality, resolution;
+``ingest.repost_groups``, docs/reposts.md). The others become ``duplicate`` with ``dup_of``
+naming it and, in ``error_message``, why that copy was kept over this one (their outputs are
+kept on disk); ``ROOT/reposts.parquet`` reports every copy of every group. Exact duplicates
+are never decoded.
 
 Resumable and idempotent: every output is written under a temporary name and renamed, the
 manifest is rewritten atomically every 10 s or so, and an item whose outputs are verified
@@ -46,12 +49,12 @@ from threadpoolctl import threadpool_limits
 from emotions_data.ingest.executors import check_executor, run_tasks
 from emotions_data.ingest.faults import is_environment_message
 from emotions_data.ingest.features import audio_features, read_wav_mono, silent_features
-from emotions_data.ingest.framehash import VideoHashes, hash_video
-from emotions_data.ingest.keeprule import choose, intro_leads, member_of
+from emotions_data.ingest.framehash import hash_video
 from emotions_data.ingest.mediapass import PassSettings, run_pass, tsn_indices
 from emotions_data.ingest.outputs import verified_record, write_record
 from emotions_data.ingest.probe import PROBE_COLUMNS, MediaError, ProbeResult, probe
-from emotions_data.ingest.reposts import MatchSettings, connected_groups, find_reposts
+from emotions_data.ingest.repost_groups import hashes_path, mark_reposts
+from emotions_data.ingest.reposts import MatchSettings
 from emotions_data.schema.atomic import atomic_path, sha256_file
 from emotions_data.schema.cache import CacheMeta, write_cache
 from emotions_data.schema.config import build, check, load_mapping
@@ -541,7 +544,8 @@ def _prepare_locked(
     for group in by_sha.values():
         for row in group[1:]:
             row.update({c: group[0].get(c) for c in PROBE_COLUMNS})
-    near = _mark_reposts(root, [r for r in cand if r["status"] == "ok"], conf)
+    settings = MatchSettings(max_distance=conf.repost_max_distance, min_share=conf.repost_min_share)
+    near = mark_reposts(root, [r for r in cand if r["status"] == "ok"], settings)
     book.flush(force=True)
     statuses = Counter(str(r["status"]) for r in book.rows)
     errors = Counter(str(r["error_kind"]) for r in book.rows if r.get("error_kind"))
@@ -719,39 +723,6 @@ def _run_and_record(
             f"prepare stopped: {fault.fault} (while preparing {fault.video_id}); no video was "
             f"marked failed for it: fix that and run prepare again ({left} video(s) left)"
         )
-
-
-def hashes_path(root: Path, video_id: str) -> Path:
-    """Where ``prepare`` keeps a video's per-second frame hashes (``framehash.VideoHashes``)."""
-    return inside_root(root, "hashes", f"{video_id}.npz", what="frame hashes")
-
-
-def _mark_reposts(root: Path, alive: list[dict[str, Any]], conf: PrepareConfig) -> int:
-    """Group the reposts among ``alive`` rows, keep each group's original; the number marked."""
-    rows, hashes = [], []
-    for row in alive:
-        path = hashes_path(root, str(row["video_id"]))
-        if row.get("phash") and path.is_file():
-            rows.append(row)
-            hashes.append(VideoHashes.load(path))
-    settings = MatchSettings(max_distance=conf.repost_max_distance, min_share=conf.repost_min_share)
-    matches = find_reposts(hashes, settings)
-    leads = intro_leads(matches, hashes)
-    marked = 0
-    for group in connected_groups(len(rows), [(m.a, m.b) for m in matches]):
-        members = [member_of(rows[i], hashes[i], leads.get(i, 0)) for i in group]
-        kept, notes = choose(members)
-        kept_id = members[kept].video_id
-        for k, i in enumerate(group):
-            if k == kept:
-                continue
-            marked += 1
-            rows[i].update(
-                status="duplicate",
-                dup_of=kept_id,
-                error_message=f"repost (near duplicate) of {kept_id}; {notes[k]}; {notes[kept]}",
-            )
-    return marked
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

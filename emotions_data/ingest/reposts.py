@@ -11,18 +11,26 @@
    a line ``j = speed * i + offset`` (speed 0.8-1.25: sped-up reposts) is fitted by voting,
    and the pair is a repost when the samples on that line cover at least ``min_share`` of the
    shorter video (so an intro, a trim or a clip cut from a longer video still match).
-3. **Groups** are the connected components of the reposts found (union-find).
+3. **Verification** (where the per-sample thumbnails are at hand, ``ingest.aligned``): the
+   aligned thumbnails must correlate, and so must what changes in them, so that two shots
+   of one place (a static camera filmed twice, consecutive scenes of one camera), whose
+   frames hash alike, are not taken for one video.
+4. **Groups** are the connected components of the reposts found (union-find).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
+from emotions_data.ingest.aligned import align_thumbs, likeness, line_pairs
 from emotions_data.ingest.framehash import CROP_SCALES, MIRROR, WORDS, VideoHashes
+
+#: Thumbnails of a video by its index (None where its hash file has none).
+ThumbSource = Callable[[int], npt.NDArray[np.uint8] | None]
 
 BANDS = 16
 BAND_BITS = 20
@@ -43,6 +51,11 @@ class MatchSettings:
     #: easily (flat colour, a few shapes): they must match within ``plain_distance``
     plain_detail: float = 8.0
     plain_distance: int = 16
+    #: where thumbnails can check a match (``find_reposts`` given them), plain samples may
+    #: match within this, and such a pair must then look and move alike as closely as a
+    #: re-encode does (``aligned.Likeness.identical``): a squashed or re-framed copy of a
+    #: flat clip moves its hash bits up to 58 (the demo's) while its pictures correlate 0.99
+    plain_checked_distance: int = 60
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,9 @@ class PairMatch:
     mirrored: bool
     a_lead: int  # samples of a before the aligned part
     b_lead: int
+    #: b's field of view over a's (side): below 1 when b is a crop of a (hash crop scales;
+    #: ``aligned.align_thumbs`` refines it)
+    side_ratio: float = 1.0
 
 
 def band_keys(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
@@ -177,6 +193,42 @@ def _pair_matrix(
     return best
 
 
+def _side_ratio(
+    a: VideoHashes,
+    b: VideoHashes,
+    i: npt.NDArray[np.int64],
+    j: npt.NDArray[np.int64],
+    mirrored: bool,
+) -> float:
+    """b's field of view over a's from the crop scale that matches the aligned samples best."""
+    whole_a = a.hashes[i, MIRROR if mirrored else 0]
+    whole_b = b.hashes[j, MIRROR if mirrored else 0]
+    best, ratio = None, 1.0
+    for k, scale in enumerate(CROP_SCALES):
+        # a as shown against b's crop: a is the crop (b shows more); and the other way round
+        for d, r in (
+            (np.bitwise_count(whole_a ^ b.hashes[j, k]).sum(axis=1), 1.0 / scale),
+            (np.bitwise_count(a.hashes[i, k] ^ whole_b).sum(axis=1), scale),
+        ):
+            mean = float(d.mean())
+            if best is None or mean < best - 1e-9:
+                best, ratio = mean, r
+    return ratio
+
+
+#: A line with as many samples as the best so far, at the same speed, replaces it only when
+#: its samples are on average this many bits closer.
+_TIE_BITS = 4.0
+
+
+def _line_cost(capped: npt.NDArray[np.int64], speed: float, offset: float) -> float:
+    """Mean distance (capped) of the samples exactly on the line j = speed * i + offset."""
+    i = np.arange(capped.shape[0])
+    j = np.rint(speed * i + offset).astype(np.int64)
+    inside = (j >= 0) & (j < capped.shape[1])
+    return float(capped[i[inside], j[inside]].mean()) if inside.any() else float("inf")
+
+
 def align(
     a: VideoHashes, b: VideoHashes, settings: MatchSettings, ia: int = 0, ib: int = 1
 ) -> PairMatch | None:
@@ -185,19 +237,32 @@ def align(
     if shorter == 0:
         return None
     best: PairMatch | None = None
+    best_cost = float("inf")
     for mirrored in (False, True):
-        close = _pair_matrix(a, b, mirrored, settings) <= settings.max_distance
-        i, j = np.nonzero(close)
+        d = _pair_matrix(a, b, mirrored, settings)
+        i, j = np.nonzero(d <= settings.max_distance)
         if len(i) < settings.min_samples:
             continue
+        capped = np.minimum(d, settings.max_distance + 1)
         for speed in _SPEEDS:
             offsets, votes = np.unique(np.rint(j - speed * i), return_counts=True)
             # only the most voted offsets (a still video matches everywhere)
             for offset in offsets[np.argsort(-votes, kind="stable")[:_OFFSETS_TRIED]]:
                 on_line = np.abs(j - speed * i - offset) <= 1.0
                 matched = min(len(np.unique(i[on_line])), len(np.unique(j[on_line])))
-                if best is not None and matched <= best.matched:
+                if best is not None and matched < best.matched:
                     continue
+                cost = _line_cost(capped, speed, float(offset))
+                # as many samples at the same speed: the offset through the closer samples (a
+                # slow shot matches its neighbours one sample off too), by a clear margin;
+                # another speed with as many samples never wins (the plainer alignment)
+                if (
+                    best is not None
+                    and matched == best.matched
+                    and (speed != best.speed or cost >= best_cost - _TIE_BITS)
+                ):
+                    continue
+                best_cost = cost
                 best = PairMatch(
                     a=ia,
                     b=ib,
@@ -211,19 +276,58 @@ def align(
                 )
     if best is None or best.matched < settings.min_samples or best.share < settings.min_share:
         return None
-    return best
+    i, j = line_pairs(a.n, b.n, best.speed, best.offset, a.valid, b.valid)
+    if len(i) == 0:
+        return best
+    return replace(best, side_ratio=_side_ratio(a, b, i, j, best.mirrored))
+
+
+def verified(
+    match: PairMatch, a: VideoHashes, b: VideoHashes, thumbs: ThumbSource, *, strict: bool = False
+) -> bool | None:
+    """Whether the thumbnails confirm ``match``; None when either video has none. ``strict``:
+    they must be alike as a re-encode is (a match that needed ``plain_checked_distance``)."""
+    ta, tb = thumbs(match.a), thumbs(match.b)
+    if ta is None or tb is None:
+        return None  # hash files of an older version: the hash alignment alone decides
+    i, j = line_pairs(a.n, b.n, match.speed, match.offset, a.valid, b.valid)
+    pair = align_thumbs(ta, tb, i, j, match.mirrored, match.side_ratio)
+    if pair is None:
+        return False
+    alike = likeness(pair)
+    return alike.identical if strict else alike.same_video
+
+
+def _has_plain(video: VideoHashes, settings: MatchSettings) -> bool:
+    return bool((video.valid & (video.detail < settings.plain_detail)).any())
 
 
 def find_reposts(
-    videos: Sequence[VideoHashes], settings: MatchSettings | None = None
+    videos: Sequence[VideoHashes],
+    settings: MatchSettings | None = None,
+    thumbs: ThumbSource | None = None,
 ) -> list[PairMatch]:
-    """Every pair of ``videos`` that are reposts of each other (candidates, then alignment)."""
+    """Every pair of ``videos`` that are reposts of each other (candidates, alignment and,
+    given ``thumbs``, verification)."""
     settings = settings or MatchSettings()
+    checked = replace(settings, plain_distance=settings.plain_checked_distance)
     matches = []
     for ia, ib in sorted(candidate_pairs(videos, settings.max_distance)):
-        match = align(videos[ia], videos[ib], settings, ia, ib)
-        if match is not None:
-            matches.append(match)
+        a, b = videos[ia], videos[ib]
+        match, strict = align(a, b, settings, ia, ib), False
+        if (
+            match is None
+            and thumbs is not None
+            and (_has_plain(a, settings) or _has_plain(b, settings))
+        ):
+            match, strict = align(a, b, checked, ia, ib), True
+        if match is None:
+            continue
+        if thumbs is not None:
+            confirmed = verified(match, a, b, thumbs, strict=strict)
+            if confirmed is False or (confirmed is None and strict):
+                continue
+        matches.append(match)
     return matches
 
 

@@ -83,10 +83,36 @@ def example_frames() -> dict[str, pd.DataFrame]:
             "experience_years": [3.0, 1.5, 0.5],
         }
     )
+    reposts = pd.DataFrame(
+        {
+            "group_id": ["tiktok-7001", "tiktok-7001"],
+            "video_id": ["tiktok-7001", "douyin-9002"],
+            "kept": [True, False],
+            "edits": [None, "bars,overlay"],
+            "content_share": [1.0, 0.32],
+            "overlay_share": [0.0, 0.011],
+            "intro_s": [0.0, 0.0],
+            "outro_s": [0.0, 0.0],
+            "trimmed_s": [0.0, 0.0],
+            "mean_shift": [0.3, -0.3],
+            "contrast_ratio": [1.01, 0.99],
+            "saturation_ratio": [1.0, 1.0],
+            "field_of_view": [1.0, 1.0],
+            "tempo": [1.0, 1.0],
+            "mirrored": [False, False],
+            "psnr_db": [31.2, 31.2],
+            "compared": [1, 1],
+            "note": [
+                "kept of 2 copies: fewer edits (none vs bars, overlay)",
+                "tiktok-7001 kept: fewer edits (none vs bars, overlay)",
+            ],
+        }
+    )
     return {
         "videos": videos,
         "annotations": annotations,
         "labels": labels,
         "split": split,
         "groups": groups,
+        "reposts": reposts,
     }

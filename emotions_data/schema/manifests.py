@@ -1,6 +1,6 @@
 """The manifest contract: one declared pyarrow schema per kind, in one place.
 
-Every stage talks to the next through these four Parquet kinds. ``SCHEMA.md`` is generated
+Every stage talks to the next through these Parquet kinds. ``SCHEMA.md`` is generated
 from the declarations below (``emotions-data manifest docs``) and a test fails when it is stale.
 """
 
@@ -244,11 +244,74 @@ GROUPS = ManifestKind(
     ),
 )
 
-KINDS: dict[str, ManifestKind] = {k.name: k for k in (VIDEOS, ANNOTATIONS, LABELS, SPLIT, GROUPS)}
+REPOST_EDITS = ("bars", "overlay", "intro", "outro", "colour", "speed", "mirror", "crop", "trim")
+
+REPOSTS = ManifestKind(
+    name="reposts",
+    doc=(
+        "One row per copy of each repost group `prepare` found (`ROOT/reposts.parquet`): what "
+        "the copy adds or lacks against the other copies of its group, which copy was kept "
+        "and why each other copy lost (docs/reposts.md)."
+    ),
+    key=("video_id",),
+    columns=(
+        Column("group_id", _S, False, "video_id of the group's kept copy.", is_name=True),
+        Column("video_id", _S, False, "The copy.", is_name=True),
+        Column("kept", _B, False, "Whether this copy is the one kept."),
+        Column(
+            "edits",
+            _S,
+            True,
+            "What it adds or lacks against the others, comma-separated, of: "
+            + ", ".join(REPOST_EDITS)
+            + " (null: none).",
+        ),
+        Column(
+            "content_share", _F64, False, "Share of its frame the picture fills (bars excluded)."
+        ),
+        Column(
+            "overlay_share",
+            _F64,
+            False,
+            "Share of its picture covered by static pixels the other copies lack (a logo, a caption).",
+        ),
+        Column(
+            "intro_s",
+            _F64,
+            False,
+            "Seconds of an added intro (no match in another copy, not footage).",
+        ),
+        Column("outro_s", _F64, False, "Seconds of an added outro."),
+        Column("trimmed_s", _F64, False, "Seconds of footage another copy has and this one lacks."),
+        Column("mean_shift", _F64, False, "Mean grey level minus the other copies' (median)."),
+        Column("contrast_ratio", _F64, False, "Contrast over the other copies' (median)."),
+        Column("saturation_ratio", _F64, False, "Saturation over the other copies' (median)."),
+        Column(
+            "field_of_view",
+            _F64,
+            False,
+            "Side of its field of view over the widest copy's (below 1: cropped).",
+        ),
+        Column("tempo", _F64, False, "Playback rate over the other copies' (median)."),
+        Column("mirrored", _B, False, "Mirrored against most of the other copies."),
+        Column(
+            "psnr_db",
+            _F64,
+            True,
+            "Mean PSNR of its aligned thumbnails against the other copies, colours matched.",
+        ),
+        Column("compared", _I32, False, "Other copies it was aligned and compared with."),
+        Column("note", _S, False, "Why it was kept, or which copy was kept and why."),
+    ),
+)
+
+KINDS: dict[str, ManifestKind] = {
+    k.name: k for k in (VIDEOS, ANNOTATIONS, LABELS, SPLIT, GROUPS, REPOSTS)
+}
 
 #: Key-value metadata every manifest carries (keys are prefixed with ``emotions_data.``).
 COMMON_METADATA = {
-    "kind": "videos | annotations | labels | split | groups",
+    "kind": "videos | annotations | labels | split | groups | reposts",
     "schema_version": f"integer, currently {SCHEMA_VERSION}",
     "created_by": "the command line (or function) that wrote the file",
     "created_at": "ISO-8601 UTC time of writing",

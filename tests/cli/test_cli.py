@@ -144,6 +144,7 @@ def test_docs_regenerates_examples(tmp_path: Path) -> None:
         "example-annotations.parquet",
         "example-groups.parquet",
         "example-labels.parquet",
+        "example-reposts.parquet",
         "example-split.parquet",
         "example-videos.parquet",
     ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from emotions_data.ingest.copy_edits import CopyEdits
 from emotions_data.ingest.framehash import MIRROR, N_VARIANTS, WORDS, VideoHashes
 from emotions_data.ingest.keeprule import Member, choose
 from emotions_data.ingest.prepare import prepare
@@ -36,7 +38,6 @@ def _video(words: np.ndarray, valid: np.ndarray | None = None) -> VideoHashes:
         np.full(len(words), 20.0, np.float32),
         2.0,
         1.0,
-        0.0,
     )
 
 
@@ -78,9 +79,7 @@ def test_alignment_handles_offsets_speed_mirror_and_flat_frames() -> None:
     mirrored[:, MIRROR] = words
     m = align(
         source,
-        VideoHashes(
-            mirrored, source.valid, source.still, source.chroma, source.detail, 2.0, 1.0, 0.0
-        ),
+        VideoHashes(mirrored, source.valid, source.still, source.chroma, source.detail, 2.0, 1.0),
         MatchSettings(),
     )
     assert m is not None and m.mirrored
@@ -93,33 +92,56 @@ def test_alignment_handles_offsets_speed_mirror_and_flat_frames() -> None:
     assert connected_groups(5, [(0, 2), (2, 4)]) == [[0, 2, 4]]
 
 
-def _member(vid: str, **kw: object) -> Member:
-    base = dict(
-        upload_date=None,
-        bars=False,
-        intro=False,
-        overlay=False,
-        content_s=10.0,
-        pixels=720 * 1280,
-        width=720,
-        height=1280,
-        bits_per_pixel=0.2,
+_PLAIN = CopyEdits(
+    overlay_share=0.0,
+    bars=False,
+    intro_s=0.0,
+    outro_s=0.0,
+    trimmed_s=0.0,
+    mean_shift=0.0,
+    contrast_ratio=1.0,
+    saturation_ratio=1.0,
+    colour=False,
+    field_of_view=1.0,
+    tempo=1.0,
+    speed=False,
+    mirrored=False,
+    psnr_db=40.0,
+    compared=1,
+)
+
+
+def _member(
+    vid: str, upload: str | None = None, pixels: int = 720 * 1280, **edits: object
+) -> Member:
+    return Member(
+        video_id=vid,
+        upload_date=upload,
+        edits=replace(_PLAIN, **edits),  # type: ignore[arg-type]
+        pixels=pixels,
     )
-    base.update(kw)
-    return Member(video_id=vid, **base)  # type: ignore[arg-type]
 
 
 def test_keep_rule_order_and_notes() -> None:
-    # a repost 8 ms longer and with more pixels but with bars loses; under a second never decides
-    kept, notes = choose(
-        [_member("b", content_s=10.008, bars=True, pixels=10**7), _member("a", content_s=10.0)]
-    )
-    assert kept == 1 and "fewer additions" in notes[0] and "kept of 2" in notes[1]
-    kept, _ = choose([_member("x", content_s=9.5, pixels=10), _member("y", pixels=5)])
-    assert kept == 0  # 0.5 s shorter: resolution decides
-    kept, _ = choose([_member("x", content_s=8.0, pixels=10), _member("y", pixels=5)])
-    assert kept == 1  # 2 s of content lost: the longer copy is kept
-    kept, notes = choose([_member("x"), _member("y", upload_date="20240101", bars=True)])
+    # a copy with more pixels but bars and a logo loses to the plain one
+    kept, notes = choose([_member("b", bars=True, overlay_share=0.01, pixels=10**7), _member("a")])
+    assert kept == 1 and "fewer edits (none vs bars, overlay)" in notes[0]
+    assert "kept of 2" in notes[1]
+    # a 0.5 s trim is no edit (under a second never decides): resolution does
+    kept, _ = choose([_member("x", trimmed_s=0.0, pixels=10), _member("y", pixels=5)])
+    assert kept == 0
+    kept, notes = choose([_member("x", trimmed_s=2.0, pixels=10), _member("y", pixels=5)])
+    assert kept == 1 and "vs trim" in notes[0]
+    # the wider view wins among copies with as many edits; then re-encode loss, then pixels
+    kept, notes = choose([_member("c", field_of_view=0.8), _member("d", bars=True)])
+    assert kept == 1 and "wider field of view (1.00 vs 0.80" in notes[0]
+    kept, notes = choose([_member("c", colour=True, field_of_view=0.8), _member("d", bars=True)])
+    assert kept == 1 and "fewer edits (bars vs colour, crop)" in notes[0]
+    kept, notes = choose([_member("e", psnr_db=33.0, pixels=10**7), _member("f", psnr_db=36.0)])
+    assert kept == 1 and "less re-encode loss" in notes[0]
+    kept, notes = choose([_member("e", psnr_db=35.5, pixels=10**7), _member("f", psnr_db=36.0)])
+    assert kept == 0 and "more picture pixels" in notes[1]
+    kept, notes = choose([_member("x"), _member("y", upload="20240101", bars=True)])
     assert kept == 1 and "uploaded earlier" in notes[0]
 
 
@@ -176,7 +198,12 @@ def test_reposts_grouped_with_their_original(tmp_path: Path) -> None:
         df.loc["s2", "dup_of"] == "s2-mirror"
         and "uploaded earlier" in df.loc["s2", "error_message"]
     )
-    assert "fewer additions" in df.loc["s1-bars", "error_message"]
+    assert "fewer edits" in df.loc["s1-bars", "error_message"]
+    report = read_manifest(root / "reposts.parquet", "reposts").df.set_index("video_id")
+    assert (
+        report.loc["s1-bars", "edits"] == "bars" and report.loc["s1-overlay", "edits"] == "overlay"
+    )
+    assert report.loc["s1", "kept"] and not report.loc["s1-bars", "kept"]
     assert (root / "hashes" / "s1.npz").is_file()
     again = prepare(root, workers=2, progress=False)
     assert again.processed == 0 and not again.changed

