@@ -52,9 +52,9 @@ class MatchSettings:
     plain_detail: float = 8.0
     plain_distance: int = 16
     #: where thumbnails can check a match (``find_reposts`` given them), plain samples may
-    #: match within this, and such a pair must then look and move alike as closely as a
-    #: re-encode does (``aligned.Likeness.identical``): a squashed or re-framed copy of a
-    #: flat clip moves its hash bits up to 58 (the demo's) while its pictures correlate 0.99
+    #: match within this, and such a pair must then look and move alike more closely than
+    #: footage must (``aligned.Likeness.close``): a squashed or re-framed copy of a flat
+    #: clip moves its hash bits up to 58 (the demo's) while its pictures correlate 0.99
     plain_checked_distance: int = 60
 
 
@@ -286,7 +286,8 @@ def verified(
     match: PairMatch, a: VideoHashes, b: VideoHashes, thumbs: ThumbSource, *, strict: bool = False
 ) -> bool | None:
     """Whether the thumbnails confirm ``match``; None when either video has none. ``strict``:
-    they must be alike as a re-encode is (a match that needed ``plain_checked_distance``)."""
+    they must be alike as closely as plain pictures must (a match that needed
+    ``plain_checked_distance``)."""
     ta, tb = thumbs(match.a), thumbs(match.b)
     if ta is None or tb is None:
         return None  # hash files of an older version: the hash alignment alone decides
@@ -295,7 +296,7 @@ def verified(
     if pair is None:
         return False
     alike = likeness(pair)
-    return alike.identical if strict else alike.same_video
+    return alike.close if strict else alike.same_video
 
 
 def _has_plain(video: VideoHashes, settings: MatchSettings) -> bool:
