@@ -114,6 +114,11 @@ def test_real_footage_reposts_and_the_original_kept(tmp_path: Path) -> None:
     made["carphone-reencode"] = make_repost(
         made["carphone"], media / "carphone-reencode.mp4", "reencode"
     )
+    # near square (176 x 144) in a portrait frame over its blurred self: the car's calm
+    # ceiling continues the bars' low detail, so only the enlarged-copy search finds the edge
+    made["carphone-blur-bars"] = make_repost(
+        made["carphone"], media / "carphone-blur-bars.mp4", "blur-bars"
+    )
     write_manifest(
         pd.DataFrame([_row(n, p) for n, p in made.items()]), root / "videos.parquet", "videos"
     )
@@ -131,6 +136,8 @@ def test_real_footage_reposts_and_the_original_kept(tmp_path: Path) -> None:
     # the static-scene original is kept and judged to add nothing (no "overlay")
     assert df.loc["carphone", "status"] == "ok"
     assert df.loc["carphone-reencode", "dup_of"] == "carphone"
+    assert str(df.loc["carphone-blur-bars", "dup_of"]) == "carphone"
+    assert "bars" in report.loc["carphone-blur-bars", "edits"]
     assert pd.isna(report.loc["carphone", "edits"]), report.loc["carphone"].to_dict()
     assert report.loc["carphone", "overlay_share"] < 0.002
     # the same place filmed at another moment is no repost
