@@ -11,7 +11,9 @@ one axis at a time: rows first (a letterbox), then columns inside those rows (a 
 Added bars are centred, so only bands with (nearly) equal bars on both sides are considered:
 
 1. **Flat bars**: the runs of rows, from both edges, that have no detail, never change and
-   keep the edge row's colour (black or coloured bars). Exact whatever the picture beside.
+   keep the edge row's colour (black or coloured bars), or change it only slowly row by row
+   (a background blurred so hard it is flat but for a gradient). Exact whatever the picture
+   beside.
 2. **Blurred bars**: else the centred band that best splits the rows' detail (mean gradient
    along the row, over the whole video) into a low outside and a high inside (a two-level
    fit, so flat rows *inside* the picture, a sky or a wall, do not stop it as a walk from
@@ -47,8 +49,10 @@ _MAX_ASYMMETRY = 0.012
 #: A row is flat when its mean gradient and its mean change between frames are below this
 #: (grey levels): a black or coloured bar after compression; a picture row is above it.
 _FLAT_LEVEL = 1.5
-#: ...and its mean stays within this of the edge row's (one bar has one colour).
+#: ...and its mean stays within this of the edge row's (one bar has one colour)...
 _FLAT_COLOUR = 4.0
+#: ...or, for a background blurred so hard it is flat, within this of the row before it.
+_FLAT_STEP = 2.0
 #: Blurred bars: detail outside at most this share of the inside's, no other evidence needed.
 #: A fill copy enlarged k times has at most 1/k of the detail even unblurred (k >= 1.8 for a
 #: 1:1 clip in a 9:16 frame) and blurring removes most of the rest; a picture that merely has
@@ -78,14 +82,20 @@ def _flat_run(
     change: npt.NDArray[np.float32],
     level: npt.NDArray[np.float32],
     order: range,
+    *,
+    drift: bool = False,
 ) -> int:
-    """How many rows, walking ``order`` from an edge, are one flat, unchanging colour."""
-    edge = float(level[order[0]])
+    """How many rows, walking ``order`` from an edge, are one flat, unchanging colour;
+    ``drift``: or a colour that changes slowly row by row (a background blurred flat)."""
+    edge = previous = float(level[order[0]])
     count = 0
     for r in order:
+        here = float(level[r])
         flat = detail[r] < _FLAT_LEVEL and change[r] < _FLAT_LEVEL
-        if not (flat and abs(float(level[r]) - edge) < _FLAT_COLOUR):
+        same = abs(here - previous) < _FLAT_STEP if drift else abs(here - edge) < _FLAT_COLOUR
+        if not (flat and same):
             break
+        previous = here
         count += 1
     return count
 
@@ -201,8 +211,16 @@ def inner_band(luma: npt.NDArray[np.float32]) -> tuple[int, int]:
     """[lo, hi) of the rows inside added bars of (N, H, W) ``luma``; (0, H) when none."""
     n = luma.shape[1]
     detail, change, level = _row_profiles(luma)
-    top = _flat_run(detail, change, level, range(n))
-    bottom = _flat_run(detail, change, level, range(n - 1, -1, -1))
+    down, up = range(n), range(n - 1, -1, -1)
+    # a blurred flat background's gradient first (it is wider); its runs stop a row or two
+    # early where the boundary row blends bar and picture: both sides get the thinner one
+    top = _flat_run(detail, change, level, down, drift=True)
+    bottom = _flat_run(detail, change, level, up, drift=True)
+    thinner = min(top, bottom)
+    if abs(top - bottom) <= 2 * round(_MAX_ASYMMETRY * n) and _centred(thinner, n - thinner, n):
+        return thinner, n - thinner
+    top = _flat_run(detail, change, level, down)
+    bottom = _flat_run(detail, change, level, up)
     if _centred(top, n - bottom, n):
         return top, n - bottom
     lo_a, hi_a, ratio, score = _bands(detail)

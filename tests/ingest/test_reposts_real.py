@@ -67,6 +67,18 @@ def test_bars_black_blurred_and_none() -> None:
     top, bottom, left, right = content_box(filled)
     assert abs(top - 64) <= 2 and abs(bottom - 128) <= 2 and (left, right) == (0, 192)
     assert enlarged_match(filled, 64, 128) > 0.5
+    # a background blurred flat but for a slow gradient, each bar's edge row blending into
+    # the picture, over a picture whose top is calm (a car's ceiling): the gradient is the bar
+    ramped = np.zeros((6, 192, 192), np.float32)
+    ramp = np.linspace(60, 110, 64, dtype=np.float32)
+    ramped[:, :64], ramped[:, 128:] = ramp[None, :, None], ramp[::-1][None, :, None]
+    ceiling = _footage(6, 64, 192, seed=4)
+    ceiling[:, :16] = ceiling[:, :16] * 0.04 + 120
+    ramped[:, 64:128] = ceiling
+    ramped[:, 63] = (ramped[:, 62] + ramped[:, 64]) / 2
+    ramped[:, 128] = (ramped[:, 129] + ramped[:, 127]) / 2
+    top, bottom, left, right = content_box(ramped)
+    assert abs(top - 64) <= 1 and abs(bottom - 128) <= 1 and (left, right) == (0, 192)
     # portrait in landscape: the same, along columns
     assert content_box(np.ascontiguousarray(boxed.transpose(0, 2, 1))) == (0, 192, 64, 128)
     # a picture whose top and bottom are calmer (a face before a wall) has no bars
