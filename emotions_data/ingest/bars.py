@@ -53,6 +53,8 @@ _FLAT_LEVEL = 1.5
 _FLAT_COLOUR = 4.0
 #: ...or, for a background blurred so hard it is flat, within this of the row before it.
 _FLAT_STEP = 2.0
+#: Rows at each edge of a picture beside flat bars that may blend the two.
+_BLEND_ROWS = 2
 #: Blurred bars: detail outside at most this share of the inside's, no other evidence needed.
 #: A fill copy enlarged k times has at most 1/k of the detail even unblurred (k >= 1.8 for a
 #: 1:1 clip in a 9:16 frame) and blurring removes most of the rest; a picture that merely has
@@ -207,22 +209,45 @@ def _row_profiles(
     )
 
 
+def _unblended(lo: int, hi: int, level: npt.NDArray[np.float32]) -> tuple[int, int]:
+    """[lo, hi) less up to ``_BLEND_ROWS`` rows at each end that blend bar and picture (a
+    level between the bar's and the next row's, off the picture's by more than a bar's
+    colour varies): the squash to ``HASH_SIDE`` and the chroma of 4:2:0 spread the edge over
+    a row or two, and a dark column beside a dim picture would weigh more in its
+    thumbnails than the picture's own contrast."""
+
+    def blended(edge: int, bar: int, inner: int) -> bool:
+        here, out, inside = float(level[edge]), float(level[bar]), float(level[inner])
+        between = min(out, inside) < here < max(out, inside)
+        return between and abs(here - inside) > _FLAT_COLOUR
+
+    for _ in range(_BLEND_ROWS):
+        if hi - lo > 4 and lo > 0 and blended(lo, lo - 1, lo + 1):
+            lo += 1
+        if hi - lo > 4 and hi < len(level) and blended(hi - 1, hi, hi - 2):
+            hi -= 1
+    return lo, hi
+
+
 def inner_band(luma: npt.NDArray[np.float32]) -> tuple[int, int]:
     """[lo, hi) of the rows inside added bars of (N, H, W) ``luma``; (0, H) when none."""
     n = luma.shape[1]
     detail, change, level = _row_profiles(luma)
     down, up = range(n), range(n - 1, -1, -1)
-    # a blurred flat background's gradient first (it is wider); its runs stop a row or two
-    # early where the boundary row blends bar and picture: both sides get the thinner one
+    # a blurred flat background's gradient first (it is wider); where a calm part of the
+    # picture continues it (a car's ceiling), one side's run is too long: beyond the
+    # asymmetry a centred band allows, both sides get the thinner one
     top = _flat_run(detail, change, level, down, drift=True)
     bottom = _flat_run(detail, change, level, up, drift=True)
+    if _centred(top, n - bottom, n):
+        return _unblended(top, n - bottom, level)
     thinner = min(top, bottom)
     if abs(top - bottom) <= 2 * round(_MAX_ASYMMETRY * n) and _centred(thinner, n - thinner, n):
-        return thinner, n - thinner
+        return _unblended(thinner, n - thinner, level)
     top = _flat_run(detail, change, level, down)
     bottom = _flat_run(detail, change, level, up)
     if _centred(top, n - bottom, n):
-        return top, n - bottom
+        return _unblended(top, n - bottom, level)
     lo_a, hi_a, ratio, score = _bands(detail)
     if len(lo_a) == 0 or float(ratio.min()) > _ENLARGED_DETAIL:
         return 0, n  # nothing bar-like at both edges (every source of the benchmark)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from emotions_data.ingest.aligned import align_thumbs, likeness, line_pairs
+from emotions_data.ingest.aligned import align_thumbs, coarse, likeness, line_pairs
 from emotions_data.ingest.framehash import CROP_SCALES, MIRROR, WORDS, VideoHashes
 
 #: Thumbnails of a video by its index (None where its hash file has none).
@@ -287,7 +287,8 @@ def verified(
 ) -> bool | None:
     """Whether the thumbnails confirm ``match``; None when either video has none. ``strict``:
     they must be alike as closely as plain pictures must (a match that needed
-    ``plain_checked_distance``)."""
+    ``plain_checked_distance``), compared coarse (``aligned.coarse``: what a plain picture
+    has is coarse)."""
     ta, tb = thumbs(match.a), thumbs(match.b)
     if ta is None or tb is None:
         return None  # hash files of an older version: the hash alignment alone decides
@@ -295,8 +296,9 @@ def verified(
     pair = align_thumbs(ta, tb, i, j, match.mirrored, match.side_ratio)
     if pair is None:
         return False
-    alike = likeness(pair)
-    return alike.close if strict else alike.same_video
+    if strict:
+        return likeness(coarse(pair)).close
+    return likeness(pair).same_video
 
 
 def _has_plain(video: VideoHashes, settings: MatchSettings) -> bool:
