@@ -76,6 +76,8 @@ _STILL_SHARE = 0.5
 #: ...or when the picture cuts right where the matched part begins (correlation of the two
 #: samples either side below this; consecutive footage samples correlate above 0.6).
 _CUT = 0.4
+#: ...and this much below the median of its consecutive samples' correlations.
+_CUT_DROP = 0.3
 #: Copies this far below the best copy's PSNR against the others have lost quality.
 LOSSY_DB = 1.0
 #: A large group is compared pairwise until each copy has this many others (the medians
@@ -257,8 +259,12 @@ def _not_footage(video: VideoHashes, lo: int, hi: int, junction: int) -> bool:
         return True
     if video.thumbs is None or junction <= 0 or junction >= video.n:
         return False
-    pair = video.thumbs[[junction - 1, junction]].astype(np.float32)
-    return float(correlations(pair[:1], pair[1:])[0]) < _CUT
+    thumbs = video.thumbs.astype(np.float32)
+    steps = correlations(thumbs[:-1], thumbs[1:])  # step k: samples k and k + 1
+    across = float(steps[junction - 1])
+    # a texture that changes wholly between samples (a scrolling automaton: 0.2-0.4) cuts
+    # at every step: only a step well below the video's usual one is a cut
+    return across < _CUT and across < float(np.median(steps)) - _CUT_DROP
 
 
 def _extra(video: VideoHashes, span: tuple[int, int]) -> tuple[float, bool, float, bool]:
@@ -271,6 +277,15 @@ def _extra(video: VideoHashes, span: tuple[int, int]) -> tuple[float, bool, floa
         tail_s,
         _not_footage(video, last + 1, video.n, last + 1),
     )
+
+
+def _by_many(values: list[float], *, largest: bool) -> float:
+    """The ``largest`` (else smallest) value that at least a third of the comparisons show
+    (the extreme itself with up to three): what a copy adds or lacks shows against most
+    other copies, while against a copy that itself lacks it (a trimmed one, whose missing
+    end makes the original's look like an outro) or one misjudged pair it does not."""
+    ordered = sorted(values, reverse=largest)
+    return float(ordered[(len(ordered) - 1) // 3])
 
 
 def _robust(values: list[float], two_copies: bool, boost_above: bool, limit: float) -> bool:
@@ -312,18 +327,19 @@ def summarise(
     tempos = [float(np.log(p.tempo)) for p in mine]
     speed = _robust(tempos, two, True, float(np.log(_TEMPO)))
     mirrored = not two and sum(p.mirrored for p in mine) * 2 > len(mine)
-    fov = min(1.0, *(1.0 / p.side_ratio for p in mine))
+    fov = min(1.0, _by_many([1.0 / p.side_ratio for p in mine], largest=False))
     # unmatched seconds at either end, pair by pair: against some copy its own card or
     # clip (an intro other copies of the same reposter may share), or footage it lacks
-    intro = outro = trimmed = 0.0
+    intros, outros, trims = [], [], []
     for p, o in zip(mine, others, strict=True):
         lead, lead_added, tail, tail_added = _extra(video, p.c_span)
-        intro = max(intro, lead if lead_added else 0.0)
-        outro = max(outro, tail if tail_added else 0.0)
+        intros.append(lead if lead_added else 0.0)
+        outros.append(tail if tail_added else 0.0)
         o_lead, o_lead_added, o_tail, o_tail_added = _extra(videos[o], p.o_span)
-        trimmed = max(
-            trimmed, (0.0 if o_lead_added else o_lead) + (0.0 if o_tail_added else o_tail)
-        )
+        trims.append((0.0 if o_lead_added else o_lead) + (0.0 if o_tail_added else o_tail))
+    intro = _by_many(intros, largest=True)
+    outro = _by_many(outros, largest=True)
+    trimmed = _by_many(trims, largest=True)
     return CopyEdits(
         overlay_share=overlay,
         bars=bars,

@@ -1,0 +1,83 @@
+"""What a copy adds or lacks, judged against the others (``ingest.copy_edits``), and the
+coarse comparison of plain pictures (``ingest.aligned.coarse``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emotions_data.ingest.aligned import AlignedPair, coarse, likeness
+from emotions_data.ingest.copy_edits import _by_many, _not_footage
+from emotions_data.ingest.framehash import N_VARIANTS, THUMB_SIDE, WORDS, VideoHashes
+
+
+def _video(thumbs: np.ndarray) -> VideoHashes:
+    n = len(thumbs)
+    return VideoHashes(
+        hashes=np.zeros((n, N_VARIANTS, WORDS), np.uint64),
+        valid=np.ones(n, bool),
+        still=np.zeros(n, bool),
+        chroma=np.zeros((n, 2), np.float32),
+        detail=np.full(n, 20.0, np.float32),
+        fps=2.0,
+        content_share=1.0,
+        thumbs=np.clip(thumbs, 0, 255).astype(np.uint8),
+    )
+
+
+def _drifting(n: int, seed: int) -> np.ndarray:
+    """Footage-like thumbnails: one coarse picture panning a pixel a sample."""
+    rng = np.random.default_rng(seed)
+    wide = rng.uniform(0, 255, size=(THUMB_SIDE // 8, (THUMB_SIDE + n) // 8 + 1))
+    wide = np.repeat(np.repeat(wide, 8, axis=0), 8, axis=1)
+    return np.stack([wide[:, t : t + THUMB_SIDE] for t in range(n)])
+
+
+def test_a_cut_is_a_step_well_below_the_videos_usual_one() -> None:
+    # footage, then an unrelated clip from sample 6: the step into it is a cut
+    spliced = np.concatenate([_drifting(6, seed=1), _drifting(4, seed=2)])
+    assert _not_footage(_video(spliced), 6, 10, 6)
+    # the same footage without the splice: no cut there
+    assert not _not_footage(_video(_drifting(10, seed=1)), 6, 10, 6)
+    # a texture that changes wholly between samples (a scrolling automaton) steps like a
+    # cut everywhere: its trimmed end is footage another copy lacks, not an added clip
+    rng = np.random.default_rng(3)
+    churning = rng.uniform(0, 255, size=(10, THUMB_SIDE, THUMB_SIDE))
+    assert not _not_footage(_video(churning), 6, 10, 6)
+
+
+def test_an_edit_counts_when_a_third_of_the_comparisons_show_it() -> None:
+    # the original's end is extra only against the one copy that was trimmed: no outro
+    assert _by_many([1.5, 0.0, 0.0, 0.0, 0.0, 0.0], largest=True) == 0.0
+    # an outro that two copies share shows against the other four
+    assert _by_many([0.0, 0.0, 1.5, 1.5, 1.5, 1.5], largest=True) == 1.5
+    # with two or three copies, one comparison is enough (the extreme itself)
+    assert _by_many([0.8, 1.0], largest=False) == 0.8
+    assert _by_many([1.0, 1.0, 0.8], largest=False) == 0.8
+
+
+def _gradient(n: int, angle: float, seed: int, grain: float) -> np.ndarray:
+    """(n, S, S) a dim, slowly turning gradient under fresh grain each sample."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:THUMB_SIDE, 0:THUMB_SIDE] / THUMB_SIDE
+    frames = []
+    for t in range(n):
+        a = angle + 0.15 * t
+        frames.append(60 + 30 * (np.cos(a) * x + np.sin(a) * y) + rng.normal(0, grain, x.shape))
+    return np.asarray(frames, np.float32)
+
+
+def _pair(a: np.ndarray, b: np.ndarray) -> AlignedPair:
+    k = np.arange(len(a), dtype=np.int64)
+    return AlignedPair(a=a, b=b, ia=k, ib=k, side_ratio=1.0)
+
+
+def test_plain_copies_compared_coarse() -> None:
+    source = _gradient(10, 0.3, seed=1, grain=6.0)
+    # a re-encode: the same gradient, the grain smoothed away
+    copy = _gradient(10, 0.3, seed=2, grain=0.5)
+    fine, rough = likeness(_pair(source, copy)), likeness(coarse(_pair(source, copy)))
+    assert fine.appearance < 0.9 < rough.appearance  # grain capped the fine correlation
+    assert rough.close
+    # a gradient turned another way is not the same picture, at any resolution
+    other = _gradient(10, 2.0, seed=3, grain=6.0)
+    assert not likeness(coarse(_pair(source, other))).close
