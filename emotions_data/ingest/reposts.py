@@ -26,7 +26,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from emotions_data.ingest.aligned import align_thumbs, coarse, likeness, line_pairs
+from emotions_data.ingest.aligned import (
+    align_thumbs,
+    coarse,
+    coarse_similarity,
+    likeness,
+    line_pairs,
+)
 from emotions_data.ingest.framehash import CROP_SCALES, MIRROR, WORDS, VideoHashes
 
 #: Thumbnails of a video by its index (None where its hash file has none).
@@ -219,6 +225,9 @@ def _side_ratio(
 #: A line with as many samples as the best so far, at the same speed, replaces it only when
 #: its samples are on average this many bits closer.
 _TIE_BITS = 4.0
+#: Coarse thumbnails of two copies of a plain picture correlate at least this much where
+#: they show one moment (``align_plain``; a gradient's sped-up copy: 0.93-0.98 on its line).
+_PLAIN_SIMILARITY = 0.9
 
 
 def _line_cost(capped: npt.NDArray[np.int64], speed: float, offset: float) -> float:
@@ -229,21 +238,26 @@ def _line_cost(capped: npt.NDArray[np.int64], speed: float, offset: float) -> fl
     return float(capped[i[inside], j[inside]].mean()) if inside.any() else float("inf")
 
 
-def align(
-    a: VideoHashes, b: VideoHashes, settings: MatchSettings, ia: int = 0, ib: int = 1
+def _fit_line(
+    matrices: Sequence[tuple[bool, npt.NDArray[np.int64]]],
+    max_distance: int,
+    shorter: int,
+    ia: int,
+    ib: int,
+    *,
+    speed_ties: bool = False,
 ) -> PairMatch | None:
-    """The best temporal alignment of ``a`` and ``b``, or None when they are not reposts."""
-    shorter = min(int(a.valid.sum()), int(b.valid.sum()))
-    if shorter == 0:
-        return None
+    """The line ``j = speed * i + offset`` through the most sample pairs within
+    ``max_distance`` of one of the (mirrored, distance matrix) ``matrices``; ``speed_ties``:
+    another speed through as many samples wins when its samples are closer (else the
+    plainer alignment stays)."""
     best: PairMatch | None = None
     best_cost = float("inf")
-    for mirrored in (False, True):
-        d = _pair_matrix(a, b, mirrored, settings)
-        i, j = np.nonzero(d <= settings.max_distance)
-        if len(i) < settings.min_samples:
+    for mirrored, d in matrices:
+        i, j = np.nonzero(d <= max_distance)
+        if len(i) == 0:
             continue
-        capped = np.minimum(d, settings.max_distance + 1)
+        capped = np.minimum(d, max_distance + 1)
         for speed in _SPEEDS:
             offsets, votes = np.unique(np.rint(j - speed * i), return_counts=True)
             # only the most voted offsets (a still video matches everywhere)
@@ -259,7 +273,7 @@ def align(
                 if (
                     best is not None
                     and matched == best.matched
-                    and (speed != best.speed or cost >= best_cost - _TIE_BITS)
+                    and ((speed != best.speed and not speed_ties) or cost >= best_cost - _TIE_BITS)
                 ):
                     continue
                 best_cost = cost
@@ -274,12 +288,76 @@ def align(
                     a_lead=int(i[on_line].min()),
                     b_lead=int(j[on_line].min()),
                 )
-    if best is None or best.matched < settings.min_samples or best.share < settings.min_share:
+    return best
+
+
+def _shorter(a: VideoHashes, b: VideoHashes) -> int:
+    return min(int(a.valid.sum()), int(b.valid.sum()))
+
+
+def _accepted(best: PairMatch | None, settings: MatchSettings) -> bool:
+    return (
+        best is not None
+        and best.matched >= settings.min_samples
+        and best.share >= settings.min_share
+    )
+
+
+def align(
+    a: VideoHashes, b: VideoHashes, settings: MatchSettings, ia: int = 0, ib: int = 1
+) -> PairMatch | None:
+    """The best temporal alignment of ``a`` and ``b``, or None when they are not reposts."""
+    shorter = _shorter(a, b)
+    if shorter == 0:
+        return None
+    matrices = [(m, _pair_matrix(a, b, m, settings)) for m in (False, True)]
+    best = _fit_line(matrices, settings.max_distance, shorter, ia, ib)
+    if best is None or not _accepted(best, settings):
         return None
     i, j = line_pairs(a.n, b.n, best.speed, best.offset, a.valid, b.valid)
     if len(i) == 0:
         return best
     return replace(best, side_ratio=_side_ratio(a, b, i, j, best.mirrored))
+
+
+def align_plain(
+    a: VideoHashes,
+    b: VideoHashes,
+    thumbs_a: npt.NDArray[np.uint8],
+    thumbs_b: npt.NDArray[np.uint8],
+    settings: MatchSettings,
+    ia: int = 0,
+    ib: int = 1,
+) -> PairMatch | None:
+    """The alignment of two copies of a plain picture from their coarse thumbnails
+    (``aligned.coarse_similarity``), where the hash's bits follow grain: a smooth gradient
+    sped up matches its source within 60 bits only where the samples fall on the same
+    frames."""
+    shorter = _shorter(a, b)
+    if shorter == 0:
+        return None
+    found = {m: coarse_similarity(thumbs_a, thumbs_b, m, CROP_SCALES) for m in (False, True)}
+    matrices = []
+    for mirrored, (similarity, _) in found.items():
+        # each sample's best partner only: a slow picture is alike over a broad ridge
+        best_here = (similarity >= similarity.max(axis=1, keepdims=True)) | (
+            similarity >= similarity.max(axis=0, keepdims=True)
+        )
+        usable = best_here & a.valid[:, None] & b.valid[None, :]
+        d = np.where(usable, np.rint((1.0 - similarity) * 256), 1 << 20).astype(np.int64)
+        matrices.append((mirrored, d))
+    limit = round((1.0 - _PLAIN_SIMILARITY) * 256)
+    # a slow picture matches along a broad ridge: at 6 s a 1.1x copy's line leaves the
+    # plain one's by a sample only, so the closer line decides the speed too
+    best = _fit_line(matrices, limit, shorter, ia, ib, speed_ties=True)
+    if best is None or not _accepted(best, settings):
+        return None
+    i, j = line_pairs(a.n, b.n, best.speed, best.offset, a.valid, b.valid)
+    ratios = found[best.mirrored][1]
+    if len(i) == 0:
+        return best
+    values, counts = np.unique(ratios[i, j], return_counts=True)
+    return replace(best, side_ratio=float(values[np.argmax(counts)]))
 
 
 def verified(
@@ -324,6 +402,11 @@ def find_reposts(
             and (_has_plain(a, settings) or _has_plain(b, settings))
         ):
             match, strict = align(a, b, checked, ia, ib), True
+            if match is None:
+                # the hash's bits follow grain: the coarse pictures align instead
+                ta, tb = thumbs(ia), thumbs(ib)
+                if ta is not None and tb is not None:
+                    match = align_plain(a, b, ta, tb, settings, ia, ib)
         if match is None:
             continue
         if thumbs is not None:

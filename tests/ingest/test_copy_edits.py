@@ -8,6 +8,7 @@ import numpy as np
 from emotions_data.ingest.aligned import AlignedPair, coarse, likeness
 from emotions_data.ingest.copy_edits import _by_many, _not_footage
 from emotions_data.ingest.framehash import N_VARIANTS, THUMB_SIDE, WORDS, VideoHashes
+from emotions_data.ingest.reposts import MatchSettings, align_plain
 
 
 def _video(thumbs: np.ndarray) -> VideoHashes:
@@ -55,13 +56,14 @@ def test_an_edit_counts_when_a_third_of_the_comparisons_show_it() -> None:
     assert _by_many([1.0, 1.0, 0.8], largest=False) == 0.8
 
 
-def _gradient(n: int, angle: float, seed: int, grain: float) -> np.ndarray:
-    """(n, S, S) a dim, slowly turning gradient under fresh grain each sample."""
+def _gradient(n: int, angle: float, seed: int, grain: float, speed: float = 1.0) -> np.ndarray:
+    """(n, S, S) a dim, slowly turning gradient under fresh grain each sample (played
+    ``speed`` times as fast)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:THUMB_SIDE, 0:THUMB_SIDE] / THUMB_SIDE
     frames = []
     for t in range(n):
-        a = angle + 0.15 * t
+        a = angle + 0.15 * t * speed
         frames.append(60 + 30 * (np.cos(a) * x + np.sin(a) * y) + rng.normal(0, grain, x.shape))
     return np.asarray(frames, np.float32)
 
@@ -81,3 +83,17 @@ def test_plain_copies_compared_coarse() -> None:
     # a gradient turned another way is not the same picture, at any resolution
     other = _gradient(10, 2.0, seed=3, grain=6.0)
     assert not likeness(coarse(_pair(source, other))).close
+
+
+def test_plain_copies_aligned_on_their_coarse_pictures() -> None:
+    # a sped-up copy of a grainy gradient: its samples fall between the source's moments,
+    # where grain decides the hash's bits; the coarse pictures still align
+    source = _video(_gradient(12, 0.3, seed=1, grain=6.0))
+    faster = _video(_gradient(11, 0.3, seed=2, grain=2.0, speed=1.1))
+    assert source.thumbs is not None and faster.thumbs is not None
+    match = align_plain(source, faster, source.thumbs, faster.thumbs, MatchSettings())
+    assert match is not None and match.share >= 0.9 and not match.mirrored
+    # a gradient turning another way from elsewhere does not align
+    other = _video(_gradient(12, 2.0, seed=3, grain=6.0))
+    assert other.thumbs is not None
+    assert align_plain(source, other, source.thumbs, other.thumbs, MatchSettings()) is None
