@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from emotions_data.ingest.framehash import N_VARIANTS, THUMB_SIDE, WORDS, VideoHashes
 from emotions_data.ingest.reposts import connected_groups, find_reposts
@@ -180,7 +181,8 @@ def run_prepare(root: Path, code: Path) -> float:
 
 
 #: Run with a version's code on its prepared root: for each [source, repost] pair, the copy
-#: that version's rule keeps when the two are one group (null when they are not).
+#: that version's rule keeps when the two are one group (null when they are not; "tie" when
+#: only the video_id told them apart, which the version before cannot say).
 PAIR_KEEP = r"""
 import json, sys
 from pathlib import Path
@@ -193,9 +195,16 @@ df = pd.read_parquet(root / "videos.parquet").set_index("video_id")
 def row(v):
     r = df.loc[v].to_dict(); r["video_id"] = v; return {k: (None if pd.isna(x) else x) for k, x in r.items()}
 try:
-    from emotions_data.ingest.repost_groups import keep_among
+    from emotions_data.ingest.repost_groups import _search, judge
     def kept_of(ids):
-        return keep_among(root, [row(v) for v in ids], MatchSettings())
+        found, paths, matches = _search(root, [row(v) for v in ids], MatchSettings())
+        groups = connected_groups(len(found), [(m.a, m.b) for m in matches])
+        if len(groups) != 1 or len(groups[0]) != len(ids):
+            return None
+        kept, judged = judge(found, paths, matches, groups[0], MatchSettings())
+        # every repost is named after its source, so the last criterion (the smaller
+        # video_id) always keeps the source: a tie proves nothing and is not counted
+        return "tie" if "smaller video_id" in judged[kept][3] else judged[kept][0].video_id
 except ImportError:  # the method before issue 23
     from emotions_data.ingest.keeprule import choose, intro_leads, member_of
     def kept_of(ids):
@@ -344,8 +353,9 @@ def scale_run(n: int) -> None:
     videos, truth, source_of = synthetic_hashes(n, rng)
     thumbs = synthetic_thumbs(videos, source_of)
     t, c = time.perf_counter(), cpu_s()
-    matches = find_reposts(videos, thumbs=thumbs)
-    groups = connected_groups(len(videos), [(m.a, m.b) for m in matches])
+    with threadpool_limits(limits=1):  # as prepare runs it
+        matches = find_reposts(videos, thumbs=thumbs)
+        groups = connected_groups(len(videos), [(m.a, m.b) for m in matches])
     wall, cpu = time.perf_counter() - t, cpu_s() - c
     found = {(m.a, m.b) for m in matches}
     family = {b: a for a, b in truth}  # two reposts of one source rightly match each other

@@ -243,9 +243,10 @@ def compare(a: VideoHashes, b: VideoHashes, match: PairMatch) -> tuple[PairEdits
     if pair is None:
         return None
     # j = speed * i + offset: b needs ``speed`` samples for one of a's, so a plays that fast
-    a_vs_b = _measure(a, b, pair.a, pair.b, i, j, pair.side_ratio, match.speed, match.mirrored)
+    speed = match.fitted_speed
+    a_vs_b = _measure(a, b, pair.a, pair.b, i, j, pair.side_ratio, speed, match.mirrored)
     b_vs_a = _measure(
-        b, a, pair.b, pair.a, j, i, 1.0 / pair.side_ratio, 1.0 / match.speed, match.mirrored
+        b, a, pair.b, pair.a, j, i, 1.0 / pair.side_ratio, 1.0 / speed, match.mirrored
     )
     return a_vs_b, b_vs_a
 

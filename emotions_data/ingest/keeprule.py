@@ -11,7 +11,8 @@ by criterion (the first that differs decides):
    another copy has). Duration differences under a second never decide.
 3. **The widest field of view** (in steps of 5 % of the side: finer is measurement noise).
 4. **No re-encode loss**: a copy whose aligned thumbnails are ``LOSSY_DB`` or more below the
-   best copy's PSNR against the others lost quality.
+   best copy's PSNR against the others lost quality (not in a group of two: their PSNR is
+   one measure of both, 4 and 6 then decide nothing).
 5. **The highest resolution** of the picture itself (bars not counted).
 6. **The best quality against the others** (mean PSNR; in a group of three or more the
    original is the copy closest to all others, each repost having lost something of its own).
@@ -64,15 +65,17 @@ def _psnr(m: Member) -> float:
     return m.edits.psnr_db if not math.isnan(m.edits.psnr_db) else 0.0
 
 
-def _criteria(m: Member, best_psnr: float) -> list[tuple[Any, str]]:
-    """(sort value, what it means) per criterion, in the rule's order."""
+def _criteria(m: Member, best_psnr: float, pair: bool) -> list[tuple[Any, str]]:
+    """(sort value, what it means) per criterion, in the rule's order. ``pair``: the group
+    is two copies, whose PSNR is one measure of both (it differs only by which contrast
+    the other's was mapped onto, and favours the blurrier copy): it decides nothing."""
     return [
         ((m.upload_date is None, m.upload_date or ""), "upload"),
         (len(m.changes), "edits"),
         (-math.floor(m.edits.field_of_view / _FOV_STEP + 0.5), "view"),
-        (_psnr(m) < best_psnr - LOSSY_DB, "loss"),
+        (False if pair else _psnr(m) < best_psnr - LOSSY_DB, "loss"),
         (-m.pixels, "pixels"),
-        (-round(_psnr(m), 2), "quality"),
+        (0.0 if pair else -round(_psnr(m), 2), "quality"),
         (m.video_id, "id"),
     ]
 
@@ -106,10 +109,11 @@ def _why(kept: Member, other: Member, criterion: str) -> str:
 def choose(members: Sequence[Member]) -> tuple[int, dict[int, str]]:
     """(index of the kept member, a note per member index)."""
     best_psnr = max(_psnr(m) for m in members)
-    keyed = [[v for v, _ in _criteria(m, best_psnr)] for m in members]
+    pair = len(members) == 2
+    keyed = [[v for v, _ in _criteria(m, best_psnr, pair)] for m in members]
     order = sorted(range(len(members)), key=lambda i: keyed[i])
     kept = order[0]
-    names = [n for _, n in _criteria(members[kept], best_psnr)]
+    names = [n for _, n in _criteria(members[kept], best_psnr, pair)]
 
     def deciding(i: int) -> str:
         return next(n for n, x, y in zip(names, keyed[kept], keyed[i], strict=True) if x != y)

@@ -114,17 +114,6 @@ def _search(
     return rows, paths, find_reposts(hashes, settings, thumbs=_thumb_source(paths))
 
 
-def keep_among(root: Path, rows: list[dict[str, Any]], settings: MatchSettings) -> str | None:
-    """The video_id the rule keeps when ``rows`` (prepared) are one group, else None
-    (benchmarks/reposts.py asks this of a source and one repost of it)."""
-    found, paths, matches = _search(root, rows, settings)
-    groups = connected_groups(len(found), [(m.a, m.b) for m in matches])
-    if len(groups) != 1 or len(groups[0]) != len(rows):
-        return None
-    kept, judged = judge(found, paths, matches, groups[0], settings)
-    return judged[kept][0].video_id
-
-
 def mark_reposts(root: Path, alive: list[dict[str, Any]], settings: MatchSettings) -> int:
     """Group the reposts among ``alive`` rows, keep each group's original, write the groups
     report; returns how many rows were marked ``duplicate``."""

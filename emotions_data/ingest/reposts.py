@@ -80,6 +80,10 @@ class PairMatch:
     #: b's field of view over a's (side): below 1 when b is a crop of a (hash crop scales;
     #: ``aligned.align_thumbs`` refines it)
     side_ratio: float = 1.0
+    #: b's samples per sample of a fitted (least squares) through each aligned sample's
+    #: closest partner: the line's ``speed`` keeps 1 when a faster copy's line stays within
+    #: a sample of it (a 1.1x copy of 5 s), this says how fast it really plays
+    fitted_speed: float = 1.0
 
 
 def band_keys(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
@@ -291,6 +295,44 @@ def _fit_line(
     return best
 
 
+#: Aligned samples needed to fit the speed (else the line's is kept), each closer to its
+#: partner than to the partner's neighbours by this many bits (a slow shot's are not).
+_FIT_SAMPLES = 4
+_FIT_MARGIN = 8
+
+
+def _fitted_speed(d: npt.NDArray[np.int64], best: PairMatch, max_distance: int) -> float:
+    """The slope through each sample of a's closest partner near ``best``'s line, from the
+    samples whose closest partner is clear (``_FIT_MARGIN`` closer than the next: a slow
+    shot matches its neighbours nearly alike, and its partners would only add noise)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for i in range(d.shape[0]):
+        centre = best.speed * i + best.offset
+        if not 0.0 <= centre <= d.shape[1] - 1:
+            continue  # a's samples beyond b's ends (a trim) have no partner to fit
+        lo = max(0, int(np.floor(centre - 1.0)))
+        hi = min(d.shape[1], int(np.ceil(centre + 1.0)) + 1)
+        row = d[i, lo:hi]
+        k = int(np.argmin(row))
+        rest = np.delete(row, k)
+        if row[k] > max_distance or len(rest) == 0:
+            continue
+        if float(rest.min()) - float(row[k]) < _FIT_MARGIN:
+            continue
+        xs.append(float(i))
+        ys.append(float(lo + k))
+    if len(xs) < _FIT_SAMPLES or max(xs) == min(xs):
+        return best.speed
+    slope = float(np.polyfit(np.array(xs), np.array(ys), 1)[0])
+    # a copy played faster is shorter: a slope the lengths contradict is noise (a copy
+    # over blurred bars, its minima scattered a sample either way, as long as its source)
+    lengths = d.shape[1] / d.shape[0]
+    if (slope - 1.0) * (lengths - 1.0) <= 0.0:
+        return best.speed
+    return slope
+
+
 def _shorter(a: VideoHashes, b: VideoHashes) -> int:
     return min(int(a.valid.sum()), int(b.valid.sum()))
 
@@ -314,6 +356,8 @@ def align(
     best = _fit_line(matrices, settings.max_distance, shorter, ia, ib)
     if best is None or not _accepted(best, settings):
         return None
+    d = matrices[int(best.mirrored)][1]
+    best = replace(best, fitted_speed=_fitted_speed(d, best, settings.max_distance))
     i, j = line_pairs(a.n, b.n, best.speed, best.offset, a.valid, b.valid)
     if len(i) == 0:
         return best
@@ -352,6 +396,8 @@ def align_plain(
     best = _fit_line(matrices, limit, shorter, ia, ib, speed_ties=True)
     if best is None or not _accepted(best, settings):
         return None
+    d = matrices[int(best.mirrored)][1]
+    best = replace(best, fitted_speed=_fitted_speed(d, best, limit))
     i, j = line_pairs(a.n, b.n, best.speed, best.offset, a.valid, b.valid)
     ratios = found[best.mirrored][1]
     if len(i) == 0:

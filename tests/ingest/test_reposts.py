@@ -74,6 +74,13 @@ def test_alignment_handles_offsets_speed_mirror_and_flat_frames() -> None:
     fast = _video(words[np.round(np.arange(27) * 1.1).astype(int)])  # 1.1x: every 11th dropped
     m = align(source, fast, MatchSettings())
     assert m is not None and m.share >= 0.9
+    # 5 s sped up 1.1x: its line stays within a sample of the plain one, which the vote
+    # keeps; the fit through each sample's closest partner says how fast it plays
+    short = _video(words[:11])
+    m = align(short, _video(words[np.round(np.arange(10) * 1.1).astype(int)]), MatchSettings())
+    assert m is not None and m.speed == 1.0 and 0.8 <= m.fitted_speed <= 0.95
+    m = align(short, _video(_flip_bits(words[:11], 20, rng)), MatchSettings())
+    assert m is not None and m.fitted_speed == 1.0  # as long as its source: as fast
     # a mirrored copy: as shown it resembles nothing; its mirror image is the source
     mirrored = rng.integers(0, 2**63, size=(30, N_VARIANTS, WORDS), dtype=np.uint64)
     mirrored[:, MIRROR] = words
@@ -137,10 +144,19 @@ def test_keep_rule_order_and_notes() -> None:
     assert kept == 1 and "wider field of view (1.00 vs 0.80" in notes[0]
     kept, notes = choose([_member("c", colour=True, field_of_view=0.8), _member("d", bars=True)])
     assert kept == 1 and "fewer edits (bars vs colour, crop)" in notes[0]
-    kept, notes = choose([_member("e", psnr_db=33.0, pixels=10**7), _member("f", psnr_db=36.0)])
+    lossy = [_member("e", psnr_db=33.0, pixels=10**7), _member("f", psnr_db=36.0)]
+    kept, notes = choose([*lossy, _member("g", psnr_db=35.8)])
     assert kept == 1 and "less re-encode loss" in notes[0]
-    kept, notes = choose([_member("e", psnr_db=35.5, pixels=10**7), _member("f", psnr_db=36.0)])
+    kept, notes = choose(
+        [_member("e", psnr_db=35.5, pixels=10**7), lossy[1], _member("g", psnr_db=35.8)]
+    )
     assert kept == 0 and "more picture pixels" in notes[1]
+    # two copies: their PSNR is one measure of both (it differs only by the contrast the
+    # other's was mapped onto, and favours the blurrier copy), so it never decides
+    kept, notes = choose(lossy)
+    assert kept == 0 and "more picture pixels" in notes[1]
+    kept, notes = choose([_member("f", psnr_db=30.0), _member("e", psnr_db=36.0)])
+    assert kept == 1 and "the smaller video_id" in notes[0]
     kept, notes = choose([_member("x"), _member("y", upload="20240101", bars=True)])
     assert kept == 1 and "uploaded earlier" in notes[0]
 
