@@ -232,6 +232,9 @@ _TIE_BITS = 4.0
 #: Coarse thumbnails of two copies of a plain picture correlate at least this much where
 #: they show one moment (``align_plain``; a gradient's sped-up copy: 0.93-0.98 on its line).
 _PLAIN_SIMILARITY = 0.9
+#: A plain pair matched on that weaker evidence needs this many aligned samples: two flat
+#: class clips of 1.5 s (``scripts/check_wheel.py``) shared two samples, a colour and a shape.
+_PLAIN_MIN_SAMPLES = 3
 
 
 def _line_cost(capped: npt.NDArray[np.int64], speed: float, offset: float) -> float:
@@ -453,8 +456,8 @@ def find_reposts(
                 ta, tb = thumbs(ia), thumbs(ib)
                 if ta is not None and tb is not None:
                     match = align_plain(a, b, ta, tb, settings, ia, ib)
-        if match is None:
-            continue
+        if match is None or (strict and match.matched < _PLAIN_MIN_SAMPLES):
+            continue  # on weak evidence, two samples of two flat clips prove nothing
         if thumbs is not None:
             confirmed = verified(match, a, b, thumbs, strict=strict)
             if confirmed is False or (confirmed is None and strict):
