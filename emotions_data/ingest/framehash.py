@@ -16,9 +16,16 @@ squashed to ``HASH_SIDE`` x ``HASH_SIDE``; ``ingest.mediapass``). From them, per
    of the frame, per sample whether it is a still (same hash as the one before, or too flat
    to hash: an intro card), and a 64 x 64 grey thumbnail of the content box per sample (the
    hash's own input, so free), from which aligned copies are compared pixel by pixel.
+5. **A hash of the coarse picture** per sample (as shown and mirrored), for plain pictures:
+   a smooth gradient's DCT bits follow its grain, so a copy of it under a logo shares no
+   close DCT hash with its source. The coarse thumbnail (``aligned.coarse_unit``: 14 x 14,
+   what is drawn over it and stays smoothed away) is projected on 256 fixed random
+   directions, one bit per sign (SimHash): two pictures whose coarse versions correlate
+   0.9 differ in about 37 bits, unrelated ones in about 128.
 
-Samples too flat to hash reliably (a colour card, black frames) are marked invalid and never
-match anything, so two unrelated videos cannot be grouped by a shared black intro.
+Samples too flat to hash reliably (a colour card, black frames: little detail and no coarse
+shape) are marked invalid and never match anything, so two unrelated videos cannot be
+grouped by a shared black intro.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from emotions_data.ingest.aligned import coarse_picture, coarse_unit
 from emotions_data.ingest.bars import content_box
 from emotions_data.ingest.resample import area_matrix, both_sides
 
@@ -49,6 +57,11 @@ _BITS_SIDE = 16  # 16 x 16 = 256 coefficients
 #: A sample whose 64 x 64 region has a mean gradient below this (grey levels per pixel) is
 #: too flat to hash: its bits would follow compression noise.
 MIN_DETAIL = 2.0
+#: ...unless its coarse picture (``aligned.coarse_picture``) spans at least this much (std,
+#: grey levels): a smooth gradient has shapes of its own (20-45 on the benchmark's, some
+#: with a mean gradient of 1.5), unlike a flat colour (about 1) or a card with a small
+#: logo (the benchmark's intro: 10.6), whose samples stay unmatched.
+MIN_SHAPE = 16.0
 #: Two consecutive samples this close (bits of 256) show the same picture: a still.
 _STILL_DISTANCE = 12
 
@@ -61,6 +74,10 @@ def _dct_rows() -> npt.NDArray[np.float32]:
 
 
 _DCT = _dct_rows()
+#: The SimHash directions of the coarse picture (``coarse_unit`` of a THUMB_SIDE thumbnail:
+#: a quarter of the side less a pixel of border each way).
+_COARSE_PIXELS = (_HASH_IN // 4 - 2) ** 2
+_DIRECTIONS = np.random.default_rng(29).standard_normal((_COARSE_PIXELS, 64 * WORDS))
 #: BT.601 luma weights of R, G, B.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -86,6 +103,9 @@ class VideoHashes:
     #: (N, THUMB_SIDE, THUMB_SIDE) uint8 grey content box per sample; None in hash files
     #: written before it existed, and when loaded without it (the search does not need it)
     thumbs: npt.NDArray[np.uint8] | None = None
+    #: (N, 2, WORDS) uint64: per sample the coarse picture's SimHash, as shown and mirrored
+    #: (``plain_hashes``); None in hash files written before it existed
+    plain: npt.NDArray[np.uint64] | None = None
 
     @property
     def n(self) -> int:
@@ -108,6 +128,8 @@ class VideoHashes:
         }
         if self.thumbs is not None:
             arrays["thumbs"] = self.thumbs
+        if self.plain is not None:
+            arrays["plain"] = self.plain
         with open(path, "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -119,6 +141,7 @@ class VideoHashes:
             scalars = [float(x) for x in data["scalars"]]  # older files add a third, unused
             fps, content = scalars[0], scalars[1]
             small = data["thumbs"] if thumbs and "thumbs" in data.files else None
+            plain = data["plain"] if "plain" in data.files else None
             return cls(
                 hashes=np.asarray(data["hashes"], dtype=np.uint64),
                 valid=np.asarray(data["valid"], dtype=bool),
@@ -128,6 +151,7 @@ class VideoHashes:
                 fps=fps,
                 content_share=content,
                 thumbs=None if small is None else np.asarray(small, dtype=np.uint8),
+                plain=None if plain is None else np.asarray(plain, dtype=np.uint64),
             )
 
 
@@ -140,9 +164,23 @@ def load_thumbs(path: str | Path) -> npt.NDArray[np.uint8] | None:
 def _dct_hash(x: npt.NDArray[Any]) -> npt.NDArray[np.uint64]:
     """(N, 64, 64) float -> (N, WORDS) uint64 hashes."""
     coeffs = both_sides(x, _DCT, _DCT).reshape(len(x), -1)
-    bits = coeffs > np.median(coeffs, axis=1, keepdims=True)
+    return _packed(coeffs > np.median(coeffs, axis=1, keepdims=True))
+
+
+def _packed(bits: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:
+    """(N, 256) bools -> (N, WORDS) uint64."""
     packed = np.packbits(bits, axis=1)  # (N, 32) uint8
     return np.ascontiguousarray(packed).view(np.dtype("<u8")).astype(np.uint64)
+
+
+def plain_hashes(thumbs: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """(N, 2, WORDS) SimHashes of one video's (N, THUMB_SIDE, THUMB_SIDE) thumbnails' coarse
+    pictures, as shown and mirrored."""
+    x = thumbs.astype(np.float32)
+    out = np.zeros((len(x), 2, WORDS), dtype=np.uint64)
+    for k, view in enumerate((x, np.ascontiguousarray(x[:, :, ::-1]))):
+        out[:, k] = _packed(coarse_unit(view) @ _DIRECTIONS > 0.0)
+    return out
 
 
 def hash_video(frames: npt.NDArray[np.uint8], fps: float = HASH_FPS) -> VideoHashes:
@@ -177,7 +215,8 @@ def hash_video(frames: npt.NDArray[np.uint8], fps: float = HASH_FPS) -> VideoHas
                 np.abs(np.diff(small, axis=1)).mean(axis=(1, 2))
                 + np.abs(np.diff(small, axis=2)).mean(axis=(1, 2))
             ) / 2.0
-    valid = detail >= MIN_DETAIL
+    shape = coarse_picture(thumbs.astype(np.float32)).std(axis=(1, 2))
+    valid = (detail >= MIN_DETAIL) | (shape >= MIN_SHAPE)
     still = ~valid.copy()
     if n > 1:
         step = np.bitwise_count(hashes[1:, 0] ^ hashes[:-1, 0]).sum(axis=1)
@@ -191,4 +230,5 @@ def hash_video(frames: npt.NDArray[np.uint8], fps: float = HASH_FPS) -> VideoHas
         fps=float(fps),
         content_share=float(bh * bw) / float(height * width),
         thumbs=thumbs,
+        plain=plain_hashes(thumbs),
     )

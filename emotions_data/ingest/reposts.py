@@ -27,9 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from emotions_data.ingest.aligned import (
+    CoarseViews,
     align_thumbs,
     coarse,
     coarse_similarity,
+    coarse_views,
     likeness,
     line_pairs,
 )
@@ -99,18 +101,27 @@ def band_keys(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     return out
 
 
+#: Plain samples whose coarse pictures' SimHashes (``framehash.plain_hashes``) differ in at
+#: most this many bits are candidates (a correlation of about 0.83; ``align_plain`` then
+#: asks for 0.9 on a line).
+_PLAIN_BITS = 48
+
+
 def _rows(
-    videos: Sequence[VideoHashes], variants: Sequence[int], step: int
+    tables: Sequence[tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.bool_]]],
+    variants: Sequence[int],
+    step: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
-    """(video index per row, hash per row) of the valid samples (every ``step``-th)."""
+    """(video index per row, hash per row) of the picked samples (every ``step``-th) of
+    each video's (hashes (N, variants, WORDS) or None, picked (N,)) ``tables``."""
     vids: list[npt.NDArray[np.int64]] = []
     hashes: list[npt.NDArray[np.uint64]] = []
-    for v, video in enumerate(videos):
-        picked = np.flatnonzero(video.valid)
+    for v, (table, picked_mask) in enumerate(tables):
+        picked = np.flatnonzero(picked_mask)
         picked = picked[picked % step == 0]
-        if len(picked) == 0:
+        if table is None or len(picked) == 0:
             continue
-        block = video.hashes[picked][:, list(variants)].reshape(-1, WORDS)
+        block = table[picked][:, list(variants)].reshape(-1, WORDS)
         vids.append(np.full(len(block), v, dtype=np.int64))
         hashes.append(block)
     if not vids:
@@ -118,15 +129,19 @@ def _rows(
     return np.concatenate(vids), np.concatenate(hashes)
 
 
-def candidate_pairs(videos: Sequence[VideoHashes], max_distance: int) -> set[tuple[int, int]]:
-    """Pairs (a < b) of videos with at least one pair of samples within ``max_distance``."""
-    index_vid, index_hash = _rows(videos, range(len(CROP_SCALES)), step=2)
-    query_vid, query_hash = _rows(videos, (0, MIRROR), step=1)
-    if len(index_vid) == 0 or len(query_vid) == 0:
-        return set()
-    index_keys, query_keys = band_keys(index_hash), band_keys(query_hash)
+def _close_pairs(
+    index: tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]],
+    query: tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]],
+    n: int,
+    max_distance: int,
+) -> set[tuple[int, int]]:
+    """Pairs (a < b) of the ``n`` videos with a query row within ``max_distance`` of an index
+    row (banded keys, each collision checked on the full distance)."""
+    (index_vid, index_hash), (query_vid, query_hash) = index, query
     found: set[tuple[int, int]] = set()
-    n = len(videos)
+    if len(index_vid) == 0 or len(query_vid) == 0:
+        return found
+    index_keys, query_keys = band_keys(index_hash), band_keys(query_hash)
     for band in range(BANDS):
         # one row per (key, video) on the index side: a still video repeats its keys
         codes = np.unique(index_keys[:, band].astype(np.int64) * n + index_vid)
@@ -156,6 +171,30 @@ def candidate_pairs(videos: Sequence[VideoHashes], max_distance: int) -> set[tup
         lo_v, hi_v = np.minimum(a[close], b[close]), np.maximum(a[close], b[close])
         for code in np.unique(lo_v * n + hi_v).tolist():
             found.add((code // n, code % n))
+    return found
+
+
+def candidate_pairs(
+    videos: Sequence[VideoHashes], max_distance: int, plain_detail: float | None = None
+) -> set[tuple[int, int]]:
+    """Pairs (a < b) of videos with at least one pair of samples within ``max_distance``;
+    given ``plain_detail``, also those where a plain sample (less detail than that) has a
+    coarse picture like one of the other video's (within ``_PLAIN_BITS``; the other sample
+    may have detail: a logo drawn over a gradient adds some)."""
+    n = len(videos)
+    dct = [(video.hashes, video.valid) for video in videos]
+    found = _close_pairs(
+        _rows(dct, range(len(CROP_SCALES)), step=2),
+        _rows(dct, (0, MIRROR), step=1),
+        n,
+        max_distance,
+    )
+    if plain_detail is not None:
+        every = [(video.plain, video.valid) for video in videos]
+        plain = [(video.plain, video.valid & (video.detail < plain_detail)) for video in videos]
+        query = _rows(plain, (0, 1), step=1)
+        if len(query[0]):  # most corpora have no plain sample: no index to build
+            found |= _close_pairs(_rows(every, (0,), step=2), query, n, _PLAIN_BITS)
     return found
 
 
@@ -235,6 +274,10 @@ _PLAIN_SIMILARITY = 0.9
 #: A plain pair matched on that weaker evidence needs this many aligned samples: two flat
 #: class clips of 1.5 s (``scripts/check_wheel.py``) shared two samples, a colour and a shape.
 _PLAIN_MIN_SAMPLES = 3
+#: ...and a pair aligned on the coarse pictures alone this share of the shorter video: two
+#: smooth gradients of one kind (circular, other colours) align over a crop scale and a
+#: speed for half their samples (0.50-0.56), a copy's coarse pictures all along (1.0)
+_PLAIN_MIN_SHARE = 0.8
 
 
 def _line_cost(capped: npt.NDArray[np.int64], speed: float, offset: float) -> float:
@@ -370,34 +413,37 @@ def align(
 def align_plain(
     a: VideoHashes,
     b: VideoHashes,
-    thumbs_a: npt.NDArray[np.uint8],
-    thumbs_b: npt.NDArray[np.uint8],
+    views_a: CoarseViews,
+    views_b: CoarseViews,
     settings: MatchSettings,
     ia: int = 0,
     ib: int = 1,
 ) -> PairMatch | None:
     """The alignment of two copies of a plain picture from their coarse thumbnails
-    (``aligned.coarse_similarity``), where the hash's bits follow grain: a smooth gradient
+    (``aligned.coarse_similarity`` of their ``aligned.coarse_views`` at ``CROP_SCALES``), where the hash's bits follow grain: a smooth gradient
     sped up matches its source within 60 bits only where the samples fall on the same
     frames."""
     shorter = _shorter(a, b)
     if shorter == 0:
         return None
-    found = {m: coarse_similarity(thumbs_a, thumbs_b, m, CROP_SCALES) for m in (False, True)}
+    found = {m: coarse_similarity(views_a, views_b, m) for m in (False, True)}
+    colours = _same_colours(a.chroma, b.chroma)
     matrices = []
     for mirrored, (similarity, _) in found.items():
         # each sample's best partner only: a slow picture is alike over a broad ridge
         best_here = (similarity >= similarity.max(axis=1, keepdims=True)) | (
             similarity >= similarity.max(axis=0, keepdims=True)
         )
-        usable = best_here & a.valid[:, None] & b.valid[None, :]
+        # the grey coarse pictures of two smooth gradients are alike wherever their shapes
+        # are (two circular ones, other colours): their colours must agree too
+        usable = best_here & a.valid[:, None] & b.valid[None, :] & colours
         d = np.where(usable, np.rint((1.0 - similarity) * 256), 1 << 20).astype(np.int64)
         matrices.append((mirrored, d))
     limit = round((1.0 - _PLAIN_SIMILARITY) * 256)
     # a slow picture matches along a broad ridge: at 6 s a 1.1x copy's line leaves the
     # plain one's by a sample only, so the closer line decides the speed too
     best = _fit_line(matrices, limit, shorter, ia, ib, speed_ties=True)
-    if best is None or not _accepted(best, settings):
+    if best is None or not _accepted(best, settings) or best.share < _PLAIN_MIN_SHARE:
         return None
     d = matrices[int(best.mirrored)][1]
     best = replace(best, fitted_speed=_fitted_speed(d, best, limit))
@@ -424,8 +470,14 @@ def verified(
     if pair is None:
         return False
     if strict:
-        return likeness(coarse(pair)).close
-    return likeness(pair).same_video
+        return likeness(coarse(pair, plain=True)).close
+    if likeness(pair).same_video:
+        return True
+    # a copy played at another speed shows moments between the source's samples: a fine
+    # texture that moves (cells scrolling 4 px a frame) decorrelates within them at full
+    # size (0.19), not coarse (0.83); coarse, the copies must move alike, since two shots
+    # of one static camera look alike coarse but do not move alike (below 0.05)
+    return likeness(coarse(pair)).moves_alike
 
 
 def _has_plain(video: VideoHashes, settings: MatchSettings) -> bool:
@@ -442,7 +494,16 @@ def find_reposts(
     settings = settings or MatchSettings()
     checked = replace(settings, plain_distance=settings.plain_checked_distance)
     matches = []
-    for ia, ib in sorted(candidate_pairs(videos, settings.max_distance)):
+    plain = settings.plain_detail if thumbs is not None else None  # align_plain needs them
+    views: dict[int, CoarseViews | None] = {}  # a video is in many pairs: computed once
+
+    def views_of(index: int) -> CoarseViews | None:
+        if index not in views:
+            small = thumbs(index) if thumbs is not None else None
+            views[index] = None if small is None else coarse_views(small, CROP_SCALES)
+        return views[index]
+
+    for ia, ib in sorted(candidate_pairs(videos, settings.max_distance, plain)):
         a, b = videos[ia], videos[ib]
         match, strict = align(a, b, settings, ia, ib), False
         if (
@@ -453,9 +514,9 @@ def find_reposts(
             match, strict = align(a, b, checked, ia, ib), True
             if match is None:
                 # the hash's bits follow grain: the coarse pictures align instead
-                ta, tb = thumbs(ia), thumbs(ib)
-                if ta is not None and tb is not None:
-                    match = align_plain(a, b, ta, tb, settings, ia, ib)
+                va, vb = views_of(ia), views_of(ib)
+                if va is not None and vb is not None:
+                    match = align_plain(a, b, va, vb, settings, ia, ib)
         if match is None or (strict and match.matched < _PLAIN_MIN_SAMPLES):
             continue  # on weak evidence, two samples of two flat clips prove nothing
         if thumbs is not None:

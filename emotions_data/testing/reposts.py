@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+
 from emotions_data.schema.atomic import atomic_path
 from emotions_data.schema.errors import ServiceError
 from emotions_data.testing.media import _run, ffmpeg_binary
@@ -86,11 +88,23 @@ def _texture(kind: str, seed: int, width: int, height: int, fps: int) -> str:
             f"noise=alls=6:allf=t:all_seed={seed},format=yuv420p"
         )
     if kind == "gradients":
-        # smooth colour gradients that rotate (speed from the seed): little detail anywhere
+        # smooth colour gradients that rotate (speed from the seed): little detail anywhere.
+        # Colours and the gradient's line from the seed too: ffmpeg's "random" colours ignore
+        # it, and its random line may show a sliver of the gradient (a flat, grainy field)
+        rng = np.random.default_rng(seed)
+        dark = rng.integers(0, 110, size=(4, 3)) + np.array([[0], [130], [0], [130]])
+        picked = ":".join(
+            f"c{k}=0x{r:02x}{g:02x}{b:02x}" for k, (r, g, b) in enumerate(dark.tolist())
+        )
+        x0, x1 = rng.integers(0, width // 3), rng.integers(2 * width // 3, width)
+        y0, y1 = rng.integers(0, height // 3), rng.integers(2 * height // 3, height)
         return (
-            f"gradients=size={width}x{height}:rate={fps}:seed={seed}:nb_colors=4"
+            f"gradients=size={width}x{height}:rate={fps}:seed={seed}:nb_colors=4:{picked}"
+            f":x0={x0}:y0={y0}:x1={x1}:y1={y1}"
             f":speed={0.01 + 0.004 * (seed % 5):.3f}:type={('linear', 'radial', 'circular')[seed % 3]},"
-            f"noise=alls=4:allf=t:all_seed={seed},format=yuv420p"
+            # grain on the YUV picture: on the generator's RGBA, ffmpeg's noise filter turns
+            # the whole frame into a green, grainy field
+            f"format=yuv420p,noise=alls=4:allf=t:all_seed={seed}"
         )
     raise ValueError(f"unknown texture {kind!r}; allowed: {', '.join(TEXTURES)}")
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotions_data.ingest.aligned import AlignedPair, coarse, likeness
+from emotions_data.ingest.aligned import AlignedPair, CoarseViews, coarse, coarse_views, likeness
 from emotions_data.ingest.copy_edits import _by_many, _not_footage
-from emotions_data.ingest.framehash import N_VARIANTS, THUMB_SIDE, WORDS, VideoHashes
+from emotions_data.ingest.framehash import (
+    CROP_SCALES,
+    MIN_DETAIL,
+    N_VARIANTS,
+    THUMB_SIDE,
+    WORDS,
+    VideoHashes,
+    hash_video,
+    plain_hashes,
+)
 from emotions_data.ingest.reposts import MatchSettings, align_plain
 
 
@@ -23,6 +32,11 @@ def _video(thumbs: np.ndarray) -> VideoHashes:
         content_share=1.0,
         thumbs=np.clip(thumbs, 0, 255).astype(np.uint8),
     )
+
+
+def _views(video: VideoHashes) -> CoarseViews:
+    assert video.thumbs is not None
+    return coarse_views(video.thumbs, CROP_SCALES)
 
 
 def _drifting(n: int, seed: int) -> np.ndarray:
@@ -90,10 +104,45 @@ def test_plain_copies_aligned_on_their_coarse_pictures() -> None:
     # where grain decides the hash's bits; the coarse pictures still align
     source = _video(_gradient(12, 0.3, seed=1, grain=6.0))
     faster = _video(_gradient(11, 0.3, seed=2, grain=2.0, speed=1.1))
-    assert source.thumbs is not None and faster.thumbs is not None
-    match = align_plain(source, faster, source.thumbs, faster.thumbs, MatchSettings())
+    match = align_plain(source, faster, _views(source), _views(faster), MatchSettings())
     assert match is not None and match.share >= 0.9 and not match.mirrored
     # a gradient turning another way from elsewhere does not align
     other = _video(_gradient(12, 2.0, seed=3, grain=6.0))
-    assert other.thumbs is not None
-    assert align_plain(source, other, source.thumbs, other.thumbs, MatchSettings()) is None
+    assert align_plain(source, other, _views(source), _views(other), MatchSettings()) is None
+
+
+def _boxed(frames: np.ndarray, ys: list[int], x: int = 20) -> np.ndarray:
+    """``frames`` with a white 16 x 6 box drawn at row ``ys[t]`` of sample t."""
+    out = frames.copy()
+    for t, y in enumerate(ys):
+        out[t, y : y + 6, x : x + 16] = 250.0
+    return out
+
+
+def test_a_box_drawn_over_a_plain_picture_is_smoothed_away() -> None:
+    source = _gradient(10, 0.3, seed=1, grain=2.0)
+    # a logo box that stays put: most of the gradient's contrast, so the copies' coarse
+    # pictures correlate below 0.9 until it is smoothed away
+    logo = _boxed(source, [24] * 10)
+    plain_pair = coarse(_pair(source, logo), plain=True)
+    assert likeness(coarse(_pair(source, logo))).appearance < 0.9
+    assert likeness(plain_pair).appearance > 0.95 and likeness(plain_pair).close
+    # a box that moves (a caption changing place) is part of the video: it stays
+    moving = _boxed(source, [8 + 5 * t for t in range(10)], x=24)
+    assert likeness(coarse(_pair(source, moving), plain=True)).appearance < 0.9
+    # their coarse hashes agree too: the repost search finds the pair
+    hashes = [plain_hashes(np.clip(x, 0, 255).astype(np.uint8))[:, 0] for x in (source, logo)]
+    bits = np.bitwise_count(hashes[0] ^ hashes[1]).sum(axis=1)
+    assert bits.max() <= 48
+
+
+def test_a_smooth_gradient_is_hashed_and_a_card_is_not() -> None:
+    # a wide, very smooth gradient: a mean gradient under MIN_DETAIL, but shapes of its own
+    y, x = np.mgrid[0:96, 0:96] / 96.0
+    smooth = np.repeat((40 + 120 * (x + y) / 2)[:, :, None], 3, axis=2)
+    # a dark card with a small red logo: unmatched, as a flat colour is
+    card = np.full((96, 96, 3), 32.0)
+    card[40:56, 32:64] = (255.0, 0.0, 0.0)
+    hashed = hash_video(np.stack([smooth, card]).astype(np.uint8))
+    assert hashed.detail[0] < MIN_DETAIL and hashed.detail[1] < MIN_DETAIL
+    assert hashed.valid.tolist() == [True, False]

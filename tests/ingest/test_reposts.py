@@ -224,3 +224,50 @@ def test_reposts_grouped_with_their_original(tmp_path: Path) -> None:
     again = prepare(root, workers=2, progress=False)
     assert again.processed == 0 and not again.changed
     shutil.rmtree(media)
+
+
+@pytest.mark.ffmpeg
+def test_textures_the_hash_sees_poorly(tmp_path: Path) -> None:
+    # cells: a fine automaton scrolling 4 px a frame, whose 1.1x copy's samples fall between
+    # the source's moments (alike only coarse); gradients: a smooth picture whose DCT bits
+    # follow grain, under a white logo box that is most of its contrast, or cropped and
+    # sped up (a mean gradient of 1.5: too flat to hash, but with shapes of its own)
+    media = tmp_path / "root" / "media" / "gen"
+    media.mkdir(parents=True)
+    made: dict[str, Path] = {}
+    for texture, seed, edits in (
+        ("cells", 110, (("speed",), ("crop", "speed"))),
+        ("gradients", 122, (("overlay",), ("mirror", "overlay"), ("crop", "speed"))),
+    ):
+        for name, s in ((texture, seed), (f"{texture}look", seed + 400)):
+            made[name] = make_source(
+                media / f"{name}.mp4", s, width=360, height=640, duration=6.0, texture=texture
+            )
+        for edit in edits:
+            name = f"{texture}-{'_'.join(edit)}"
+            made[name] = make_repost(made[texture], media / f"{name}.mp4", edit)
+    rows = [
+        {
+            "video_id": name,
+            "platform": "gen",
+            "source_url": f"file://{path.name}",
+            "status": "ok",
+            "media_path": f"media/gen/{path.name}",
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+        }
+        for name, path in made.items()
+    ]
+    root = tmp_path / "root"
+    write_manifest(pd.DataFrame(rows), root / "videos.parquet", "videos")
+    prepare(root, workers=2, progress=False)
+    report = read_manifest(root / "reposts.parquet", "reposts").df.set_index("video_id")
+    for name in made:
+        family = name.split("-")[0]
+        if "look" in name:
+            assert name not in report.index  # in no group
+        else:
+            assert report.loc[name, "group_id"] == report.loc[family, "group_id"], name
+    # the gradient's copies under a logo are judged so, and its original kept
+    assert report.loc["gradients", "kept"], report.loc["gradients", "note"]
+    assert "overlay" in report.loc["gradients-overlay", "edits"].split(",")
