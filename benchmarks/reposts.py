@@ -24,7 +24,8 @@ per video (children + self, getrusage) next to a bare ``ffmpeg -i clip -f null -
 
 Then the dedup step alone (index + alignment + verification + groups) on synthetic
 per-second hashes of ``--scale`` videos (15 s each on average, 5 % of them reposts with
-5-20 % of their bits changed; thumbnails made only for the videos of a candidate pair):
+5-20 % of their bits changed, 3 % plain pictures with their coarse pictures' hashes searched
+too; thumbnails made only for the videos of a candidate pair):
 wall and CPU seconds, candidate pairs, recall.
 
     .venv/bin/python benchmarks/reposts.py --sources 3 --scale 28000
@@ -69,6 +70,8 @@ REPO = Path(__file__).resolve().parent.parent
 #: The method before issue 23 (its parent commit).
 BASELINE_REF = "06ea177"
 EDITS = [*TRANSFORMS, *("+".join(p) for p in PAIRS)]
+#: Share of the synthetic videos of the scale run that are plain pictures.
+PLAIN_SHARE = 0.03
 #: Real sources: (name, clip, start s, duration s, slow-down, size or None).
 REAL_SOURCES = (
     ("bikes-a", "bikes", 0.0, 2.64, 2.0, (640, 360)),
@@ -302,30 +305,39 @@ def synthetic_hashes(
     for _ in range(n - n_reposts):
         length = int(rng.integers(10, 51))  # 5-25 s at 2 a second
         words = rng.integers(0, 2**63, size=(length, N_VARIANTS, WORDS), dtype=np.uint64)
-        videos.append(_wrap(words))
+        coarse = rng.integers(0, 2**63, size=(length, 2, WORDS), dtype=np.uint64)
+        # PLAIN_SHARE of the videos are plain pictures (their own search path: the coarse
+        # pictures' hashes indexed for every video, queried with the plain samples)
+        videos.append(_wrap(words, coarse, plain=bool(rng.random() < PLAIN_SHARE)))
     for _ in range(n_reposts):
         src = int(rng.integers(0, n - n_reposts))
-        words = videos[src].hashes.copy()
-        flips = rng.random(size=(*words.shape, 64)) < rng.uniform(0.05, 0.2)
-        masks = (flips * (np.uint64(1) << np.arange(64, dtype=np.uint64))).sum(
-            axis=-1, dtype=np.uint64
-        )
+        flip = rng.uniform(0.05, 0.2)
+        words, coarse = (_flipped(x, flip, rng) for x in (videos[src].hashes, videos[src].plain))
         truth.add((src, len(videos)))
         source_of[len(videos)] = src
-        videos.append(_wrap(words ^ masks))
+        videos.append(_wrap(words, coarse, plain=bool(videos[src].detail[0] < 8.0)))
     return videos, truth, source_of
 
 
-def _wrap(words: np.ndarray) -> VideoHashes:
+def _flipped(words: np.ndarray | None, share: float, rng: np.random.Generator) -> np.ndarray:
+    """``words`` with each bit flipped with probability ``share``."""
+    assert words is not None
+    flips = rng.random(size=(*words.shape, 64)) < share
+    masks = (flips * (np.uint64(1) << np.arange(64, dtype=np.uint64))).sum(axis=-1, dtype=np.uint64)
+    return np.asarray(words ^ masks)
+
+
+def _wrap(words: np.ndarray, coarse: np.ndarray, *, plain: bool) -> VideoHashes:
     n = len(words)
     return VideoHashes(
         words,
         np.ones(n, bool),
         np.zeros(n, bool),
         np.zeros((n, 2), np.float32),
-        np.full(n, 12.0, np.float32),
+        np.full(n, 6.0 if plain else 12.0, np.float32),
         2.0,
         1.0,
+        plain=coarse,
     )
 
 
