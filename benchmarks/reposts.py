@@ -198,16 +198,14 @@ df = pd.read_parquet(root / "videos.parquet").set_index("video_id")
 def row(v):
     r = df.loc[v].to_dict(); r["video_id"] = v; return {k: (None if pd.isna(x) else x) for k, x in r.items()}
 try:
-    from emotions_data.ingest.repost_groups import _search, judge
+    from emotions_data.ingest.repost_groups import kept_among
     def kept_of(ids):
-        found, paths, matches = _search(root, [row(v) for v in ids], MatchSettings())
-        groups = connected_groups(len(found), [(m.a, m.b) for m in matches])
-        if len(groups) != 1 or len(groups[0]) != len(ids):
+        kept = kept_among(root, [row(v) for v in ids], MatchSettings())
+        if kept is None:
             return None
-        kept, judged = judge(found, paths, matches, groups[0], MatchSettings())
         # every repost is named after its source, so the last criterion (the smaller
         # video_id) always keeps the source: a tie proves nothing and is not counted
-        return "tie" if "smaller video_id" in judged[kept][3] else judged[kept][0].video_id
+        return "tie" if "smaller video_id" in kept[1] else kept[0]
 except ImportError:  # the method before issue 23
     from emotions_data.ingest.keeprule import choose, intro_leads, member_of
     def kept_of(ids):

@@ -99,9 +99,11 @@ def _centre(x: npt.NDArray[np.float32], share: float) -> npt.NDArray[np.float32]
 
 def _halved(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """(N, S, S) ``x`` at half the side (means of 2 x 2 pixels)."""
-    n, side = x.shape[0], x.shape[1] // 2 * 2
+    side = x.shape[1] // 2 * 2
     x = x[:, :side, :side]
-    return np.asarray(x.reshape(n, side // 2, 2, side // 2, 2).mean(axis=(2, 4)), np.float32)
+    # four strided sums: a mean over the axes of a (N, S/2, 2, S/2, 2) view took 12x longer
+    quarter = x[:, 0::2, 0::2] + x[:, 1::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 1::2]
+    return np.asarray(quarter * np.float32(0.25), np.float32)
 
 
 def _same_view(
@@ -128,14 +130,20 @@ def align_thumbs(
     ib: npt.NDArray[np.int64],
     mirrored: bool,
     side_ratio: float,
+    *,
+    refine: bool = True,
 ) -> AlignedPair | None:
-    """The aligned thumbnails, the side ratio refined around the hash's estimate."""
+    """The aligned thumbnails, the side ratio refined around the hash's estimate (``refine``;
+    else taken as it is: one the thumbnails gave before)."""
     if len(ia) == 0:
         return None
     a = thumbs_a[ia].astype(np.float32)
     b = thumbs_b[ib].astype(np.float32)
     if mirrored:
         b = np.ascontiguousarray(b[:, :, ::-1])
+    if not refine:
+        va, vb = _same_view(a, b, side_ratio)
+        return AlignedPair(a=va, b=vb, ia=ia, ib=ib, side_ratio=side_ratio)
     probe = np.unique(np.linspace(0, len(ia) - 1, min(len(ia), _REFINE_SAMPLES)).astype(int))
     # the ratio is refined at half resolution: the ratios tried are 2.4 % apart, a pixel of
     # a 32-pixel side is 3 %, and the search costs a quarter

@@ -237,8 +237,15 @@ def compare(a: VideoHashes, b: VideoHashes, match: PairMatch) -> tuple[PairEdits
     if a.thumbs is None or b.thumbs is None:
         return None
     i, j = line_pairs(a.n, b.n, match.speed, match.offset, a.valid, b.valid)
+    known = match.view_ratio  # a verified match: the thumbnails' ratio is known
     pair: AlignedPair | None = align_thumbs(
-        a.thumbs, b.thumbs, i, j, match.mirrored, match.side_ratio
+        a.thumbs,
+        b.thumbs,
+        i,
+        j,
+        match.mirrored,
+        match.side_ratio if known is None else known,
+        refine=known is None,
     )
     if pair is None:
         return None

@@ -114,6 +114,20 @@ def _search(
     return rows, paths, find_reposts(hashes, settings, thumbs=_thumb_source(paths))
 
 
+def kept_among(
+    root: Path, rows: list[dict[str, Any]], settings: MatchSettings
+) -> tuple[str, str] | None:
+    """The ``video_id`` the keep rule keeps among ``rows`` (prepared: their hash files under
+    ``root``) and the criterion that put it first, when they form one group; else None. What
+    a benchmark or a reviewer asks of a handful of copies, without touching the manifests."""
+    found, paths, matches = _search(root, rows, settings)
+    groups = connected_groups(len(found), [(m.a, m.b) for m in matches])
+    if len(groups) != 1 or len(groups[0]) != len(rows):
+        return None
+    kept, judged = judge(found, paths, matches, groups[0], settings)
+    return str(judged[kept][0].video_id), judged[kept][3]
+
+
 def mark_reposts(root: Path, alive: list[dict[str, Any]], settings: MatchSettings) -> int:
     """Group the reposts among ``alive`` rows, keep each group's original, write the groups
     report; returns how many rows were marked ``duplicate``."""

@@ -86,6 +86,9 @@ class PairMatch:
     #: closest partner: the line's ``speed`` keeps 1 when a faster copy's line stays within
     #: a sample of it (a 1.1x copy of 5 s), this says how fast it really plays
     fitted_speed: float = 1.0
+    #: b's field of view over a's as the aligned thumbnails showed it (``verify``; None
+    #: before): what the copies are compared at again, without the search
+    view_ratio: float | None = None
 
 
 def band_keys(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
@@ -288,6 +291,12 @@ def _line_cost(capped: npt.NDArray[np.int64], speed: float, offset: float) -> fl
     return float(capped[i[inside], j[inside]].mean()) if inside.any() else float("inf")
 
 
+def _distinct(x: npt.NDArray[np.int64]) -> int:
+    """How many distinct values the sample indices ``x`` hold (a count, not np.unique's
+    sort: the line search asks it 100 times a pair)."""
+    return int(np.count_nonzero(np.bincount(x))) if len(x) else 0
+
+
 def _fit_line(
     matrices: Sequence[tuple[bool, npt.NDArray[np.int64]]],
     max_distance: int,
@@ -313,7 +322,7 @@ def _fit_line(
             # only the most voted offsets (a still video matches everywhere)
             for offset in offsets[np.argsort(-votes, kind="stable")[:_OFFSETS_TRIED]]:
                 on_line = np.abs(j - speed * i - offset) <= 1.0
-                matched = min(len(np.unique(i[on_line])), len(np.unique(j[on_line])))
+                matched = min(_distinct(i[on_line]), _distinct(j[on_line]))
                 if best is not None and matched < best.matched:
                     continue
                 cost = _line_cost(capped, speed, float(offset))
@@ -455,29 +464,31 @@ def align_plain(
     return replace(best, side_ratio=float(values[np.argmax(counts)]))
 
 
-def verified(
+def verify(
     match: PairMatch, a: VideoHashes, b: VideoHashes, thumbs: ThumbSource, *, strict: bool = False
-) -> bool | None:
-    """Whether the thumbnails confirm ``match``; None when either video has none. ``strict``:
-    they must be alike as closely as plain pictures must (a match that needed
+) -> tuple[bool | None, PairMatch]:
+    """Whether the thumbnails confirm ``match`` (None when either video has none), and the
+    match with the view ratio they showed (``PairMatch.view_ratio``). ``strict``: they must
+    be alike as closely as plain pictures must (a match that needed
     ``plain_checked_distance``), compared coarse (``aligned.coarse``: what a plain picture
     has is coarse)."""
     ta, tb = thumbs(match.a), thumbs(match.b)
     if ta is None or tb is None:
-        return None  # hash files of an older version: the hash alignment alone decides
+        return None, match  # hash files of an older version: the hash alignment alone decides
     i, j = line_pairs(a.n, b.n, match.speed, match.offset, a.valid, b.valid)
     pair = align_thumbs(ta, tb, i, j, match.mirrored, match.side_ratio)
     if pair is None:
-        return False
+        return False, match
+    match = replace(match, view_ratio=pair.side_ratio)
     if strict:
-        return likeness(coarse(pair, plain=True)).close
+        return likeness(coarse(pair, plain=True)).close, match
     if likeness(pair).same_video:
-        return True
+        return True, match
     # a copy played at another speed shows moments between the source's samples: a fine
     # texture that moves (cells scrolling 4 px a frame) decorrelates within them at full
     # size (0.19), not coarse (0.83); coarse, the copies must move alike, since two shots
     # of one static camera look alike coarse but do not move alike (below 0.05)
-    return likeness(coarse(pair)).moves_alike
+    return likeness(coarse(pair)).moves_alike, match
 
 
 def _has_plain(video: VideoHashes, settings: MatchSettings) -> bool:
@@ -520,7 +531,7 @@ def find_reposts(
         if match is None or (strict and match.matched < _PLAIN_MIN_SAMPLES):
             continue  # on weak evidence, two samples of two flat clips prove nothing
         if thumbs is not None:
-            confirmed = verified(match, a, b, thumbs, strict=strict)
+            confirmed, match = verify(match, a, b, thumbs, strict=strict)
             if confirmed is False or (confirmed is None and strict):
                 continue
         matches.append(match)

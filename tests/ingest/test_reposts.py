@@ -164,6 +164,20 @@ def test_keep_rule_order_and_notes() -> None:
 SIZE = {"width": 108, "height": 192, "duration": 4.0}
 
 
+def _media_row(video_id: str, path: Path, upload_date: str | None = None) -> dict[str, object]:
+    """A fetched row of a clip written under ROOT/media/gen."""
+    return {
+        "video_id": video_id,
+        "platform": "gen",
+        "source_url": f"file://{path.name}",
+        "status": "ok",
+        "media_path": f"media/gen/{path.name}",
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+        "upload_date": upload_date,
+    }
+
+
 @pytest.mark.ffmpeg
 def test_reposts_grouped_with_their_original(tmp_path: Path) -> None:
     media = tmp_path / "root" / "media" / "gen"
@@ -184,16 +198,9 @@ def test_reposts_grouped_with_their_original(tmp_path: Path) -> None:
         made["s1"], media / "s1-crop+mirror.mp4", ("crop", "mirror")
     )
     rows = [
-        {
-            "video_id": name.replace("+", "_"),
-            "platform": "gen",
-            "source_url": f"file://{path.name}",
-            "status": "ok",
-            "media_path": f"media/gen/{path.name}",
-            "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
-            "upload_date": "20240105" if name == "s2-mirror" else None,
-        }
+        _media_row(
+            name.replace("+", "_"), path, upload_date="20240105" if name == "s2-mirror" else None
+        )
         for name, path in made.items()
     ]
     root = tmp_path / "root"
@@ -246,18 +253,7 @@ def test_textures_the_hash_sees_poorly(tmp_path: Path) -> None:
         for edit in edits:
             name = f"{texture}-{'_'.join(edit)}"
             made[name] = make_repost(made[texture], media / f"{name}.mp4", edit)
-    rows = [
-        {
-            "video_id": name,
-            "platform": "gen",
-            "source_url": f"file://{path.name}",
-            "status": "ok",
-            "media_path": f"media/gen/{path.name}",
-            "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
-        }
-        for name, path in made.items()
-    ]
+    rows = [_media_row(name, path) for name, path in made.items()]
     root = tmp_path / "root"
     write_manifest(pd.DataFrame(rows), root / "videos.parquet", "videos")
     prepare(root, workers=2, progress=False)

@@ -10,6 +10,8 @@ import pytest
 
 from emotions_data.ingest.bars import content_box, enlarged_match
 from emotions_data.ingest.prepare import prepare
+from emotions_data.ingest.repost_groups import kept_among
+from emotions_data.ingest.reposts import MatchSettings
 from emotions_data.schema.atomic import sha256_file
 from emotions_data.schema.io import read_manifest, write_manifest
 from emotions_data.testing.reposts import cut_source, make_repost, real_clip
@@ -156,3 +158,15 @@ def test_real_footage_reposts_and_the_original_kept(tmp_path: Path) -> None:
     assert df.loc["carphone-later", "status"] == "ok"
     assert "carphone-later" not in report.index
     assert set(report["group_id"]) == {"bikes", "carphone"}
+    # asked of two copies alone, the rule keeps the original over its logo copy, and why
+    rows = [{**df.loc[v].to_dict(), "video_id": v} for v in ("bikes-logo", "bikes")]
+    kept = kept_among(root, rows, MatchSettings())
+    assert kept is not None and kept[0] == "bikes" and "fewer edits" in kept[1], kept
+    assert (
+        kept_among(
+            root,
+            [rows[1], {**df.loc["carphone"].to_dict(), "video_id": "carphone"}],
+            MatchSettings(),
+        )
+        is None
+    )
