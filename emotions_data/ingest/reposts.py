@@ -6,11 +6,14 @@
    samples (two a second) as they are and mirrored. Each key collision is checked on the spot
    with the full Hamming distance, so only pairs of videos that share at least one truly close
    frame go on: cost is linear in the number of samples, never in the number of pairs.
+   Plain samples (smooth gradients, whose DCT bits follow grain) also query an index of
+   every video's coarse-picture hashes (``framehash.plain_hashes``).
 2. **Alignment.** For a candidate pair, the matrix of distances between all their samples
    (the best crop scale on either side, mirrored or not) is thresholded at ``max_distance``;
    a line ``j = speed * i + offset`` (speed 0.8-1.25: sped-up reposts) is fitted by voting,
    and the pair is a repost when the samples on that line cover at least ``min_share`` of the
    shorter video (so an intro, a trim or a clip cut from a longer video still match).
+   Plain pairs the hash cannot align are aligned on their coarse thumbnails (``align_plain``).
 3. **Verification** (where the per-sample thumbnails are at hand, ``ingest.aligned``): the
    aligned thumbnails must correlate, and so must what changes in them, so that two shots
    of one place (a static camera filmed twice, consecutive scenes of one camera), whose
