@@ -236,14 +236,16 @@ def test_reposts_grouped_with_their_original(tmp_path: Path) -> None:
 @pytest.mark.ffmpeg
 def test_textures_the_hash_sees_poorly(tmp_path: Path) -> None:
     # cells: a fine automaton scrolling 4 px a frame, whose 1.1x copy's samples fall between
-    # the source's moments (alike only coarse); gradients: a smooth picture whose DCT bits
-    # follow grain, under a white logo box that is most of its contrast, or cropped and
-    # sped up (a mean gradient of 1.5: too flat to hash, but with shapes of its own)
+    # the source's moments (alike only coarse), or under a logo box and a username line
+    # that move 80-98 bits of every whole-picture hash (only the centres match); gradients:
+    # a smooth picture whose DCT bits follow grain, under a white logo box that is most of
+    # its contrast, or cropped and sped up (a mean gradient of 1.5: too flat to hash, but
+    # with shapes of its own)
     media = tmp_path / "root" / "media" / "gen"
     media.mkdir(parents=True)
     made: dict[str, Path] = {}
     for texture, seed, edits in (
-        ("cells", 110, (("speed",), ("crop", "speed"))),
+        ("cells", 112, (("speed",), ("crop", "speed"), ("overlay",))),
         ("gradients", 122, (("overlay",), ("mirror", "overlay"), ("crop", "speed"))),
     ):
         for name, s in ((texture, seed), (f"{texture}look", seed + 400)):
