@@ -267,7 +267,7 @@ def coarse_views(thumbs: npt.NDArray[np.uint8], scales: tuple[float, ...]) -> Co
     return tuple((scale, coarse_unit(_centre(x, scale))) for scale in scales)
 
 
-def _mirrored(unit: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def mirrored_unit(unit: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Coarse vectors of the mirrored pictures (halving, the border and the smoothing are
     symmetric: mirroring the coarse picture is mirroring the thumbnail)."""
     side = round(float(np.sqrt(unit.shape[1])))
@@ -283,7 +283,7 @@ def coarse_similarity(
     side's centre cut to each scale (b mirrored when ``mirrored``), and the side ratio (b's
     field of view over a's) that gave each."""
     whole_a, whole_b = views_a[0][1], views_b[0][1]
-    flip = _mirrored if mirrored else (lambda unit: unit)
+    flip = mirrored_unit if mirrored else (lambda unit: unit)
     best: npt.NDArray[np.float64] = np.full((len(whole_a), len(whole_b)), -2.0)
     ratio: npt.NDArray[np.float64] = np.ones((len(whole_a), len(whole_b)))
     for (scale, cut_a), (_, cut_b) in zip(views_a, views_b, strict=True):

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from emotions_data.ingest.aligned import coarse_picture, coarse_unit
+from emotions_data.ingest.aligned import coarse_picture, coarse_unit, mirrored_unit
 from emotions_data.ingest.bars import content_box
 from emotions_data.ingest.resample import area_matrix, both_sides
 
@@ -176,10 +176,10 @@ def _packed(bits: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:
 def plain_hashes(thumbs: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
     """(N, 2, WORDS) SimHashes of one video's (N, THUMB_SIDE, THUMB_SIDE) thumbnails' coarse
     pictures, as shown and mirrored."""
-    x = thumbs.astype(np.float32)
-    out = np.zeros((len(x), 2, WORDS), dtype=np.uint64)
-    for k, view in enumerate((x, np.ascontiguousarray(x[:, :, ::-1]))):
-        out[:, k] = _packed(coarse_unit(view) @ _DIRECTIONS > 0.0)
+    unit = coarse_unit(thumbs.astype(np.float32))
+    out = np.zeros((len(unit), 2, WORDS), dtype=np.uint64)
+    for k, view in enumerate((unit, mirrored_unit(unit))):  # one smoothing for both
+        out[:, k] = _packed(view @ _DIRECTIONS > 0.0)
     return out
 
 

@@ -441,9 +441,9 @@ def align_plain(
     ib: int = 1,
 ) -> PairMatch | None:
     """The alignment of two copies of a plain picture from their coarse thumbnails
-    (``aligned.coarse_similarity`` of their ``aligned.coarse_views`` at ``CROP_SCALES``), where the hash's bits follow grain: a smooth gradient
-    sped up matches its source within 60 bits only where the samples fall on the same
-    frames."""
+    (``aligned.coarse_similarity`` of their ``aligned.coarse_views`` at ``CROP_SCALES``),
+    where the hash's bits follow grain: a smooth gradient sped up matches its source within
+    60 bits only where the samples fall on the same frames."""
     shorter = _shorter(a, b)
     if shorter == 0:
         return None
