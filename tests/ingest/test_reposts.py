@@ -240,13 +240,18 @@ def test_textures_the_hash_sees_poorly(tmp_path: Path) -> None:
     # that move 80-98 bits of every whole-picture hash (only the centres match); gradients:
     # a smooth picture whose DCT bits follow grain, under a white logo box that is most of
     # its contrast, or cropped and sped up (a mean gradient of 1.5: too flat to hash, but
-    # with shapes of its own)
+    # with shapes of its own), or in a landscape frame over its blurred self under a logo
+    # (the logo doubles the bar's detail)
     media = tmp_path / "root" / "media" / "gen"
     media.mkdir(parents=True)
     made: dict[str, Path] = {}
     for texture, seed, edits in (
         ("cells", 112, (("speed",), ("crop", "speed"), ("overlay",))),
-        ("gradients", 122, (("overlay",), ("mirror", "overlay"), ("crop", "speed"))),
+        (
+            "gradients",
+            122,
+            (("overlay",), ("mirror", "overlay"), ("crop", "speed"), ("blur-bars", "logo")),
+        ),
     ):
         for name, s in ((texture, seed), (f"{texture}look", seed + 400)):
             made[name] = make_source(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,13 @@ import pandas as pd
 import pytest
 
 from emotions_data.ingest.bars import content_box, enlarged_match
+from emotions_data.ingest.framehash import HASH_FPS, HASH_SIDE
 from emotions_data.ingest.prepare import prepare
 from emotions_data.ingest.repost_groups import kept_among
 from emotions_data.ingest.reposts import MatchSettings
 from emotions_data.schema.atomic import sha256_file
 from emotions_data.schema.io import read_manifest, write_manifest
-from emotions_data.testing.reposts import cut_source, make_repost, real_clip
+from emotions_data.testing.reposts import cut_source, make_repost, make_source, real_clip
 
 
 def _footage(n: int, h: int, w: int, seed: int) -> np.ndarray:
@@ -93,6 +95,45 @@ def test_bars_black_blurred_and_none() -> None:
     mixed = other.copy()
     mixed[:, 64:128] = picture
     assert enlarged_match(mixed, 64, 128) < enlarged_match(filled, 64, 128) - 0.3
+
+
+def _hash_luma(path: Path) -> np.ndarray:
+    """(N, HASH_SIDE, HASH_SIDE) float32 grey frames of a clip, HASH_FPS a second, squashed
+    as prepare's hash frames are."""
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            f"fps={HASH_FPS:g},scale={HASH_SIDE}:{HASH_SIDE},format=gray",
+            "-f",
+            "rawvideo",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, HASH_SIDE, HASH_SIDE).astype(np.float32)
+
+
+@pytest.mark.ffmpeg
+def test_bars_of_a_smooth_gradient(tmp_path: Path) -> None:
+    # seed 120: a portrait gradient whose dark top and bottom lose their grain when a copy
+    # is re-encoded, so they are calm like bars, and which enlarged about its centre is
+    # still itself: the edge, which does not step, tells it from a fill copy
+    source = make_source(
+        tmp_path / "g.mp4", 120, width=360, height=640, duration=3.0, texture="gradients"
+    )
+    for edit in ("speed", "mirror"):
+        copy = make_repost(source, tmp_path / f"{edit}.mp4", edit)
+        assert content_box(_hash_luma(copy)) == (0, HASH_SIDE, 0, HASH_SIDE), edit
+    # in a landscape frame over its blurred self, under a logo that doubles a bar's detail
+    filled = make_repost(source, tmp_path / "filled.mp4", ("blur-bars", "logo"))
+    top, bottom, left, right = content_box(_hash_luma(filled))
+    assert (top, bottom) == (0, HASH_SIDE) and abs(left - 65) <= 2 and abs(right - 125) <= 2
 
 
 def _row(name: str, path: Path) -> dict[str, object]:
