@@ -50,8 +50,15 @@ class DemoResult:
         }
 
 
-def _corpus_port(out: Path) -> int:
-    """The corpus server's port: the one of the previous run (ids derive from URLs), else free."""
+#: Where the corpus server's port is looked for: video ids derive from URLs (port included)
+#: and the simulated crowd draws per video id, so a port of its own per seed makes a run
+#: repeat whole (a random free port gave another crowd, and other labels, on each run).
+_PORT_BASE, _PORT_SPAN = 24000, 2000  # below Linux's ephemeral ports (32768-60999)
+
+
+def _corpus_port(out: Path, seed: int) -> int:
+    """The corpus server's port: the one of the previous run (ids derive from URLs), else the
+    first free one from the seed's own (``_PORT_BASE``)."""
     from emotions_data.annotation.server import free_port, port_is_free
 
     state_path = out / "demo.json"
@@ -62,7 +69,9 @@ def _corpus_port(out: Path) -> int:
                 f"port {port} of the previous demo run in {out} is taken; free it or use a new --out"
             )
         return port
-    port = free_port()
+    first = _PORT_BASE + (seed * 101) % _PORT_SPAN
+    # the seed's port taken: the next free one (the run works; its crowd differs)
+    port = next((p for p in range(first, first + 50) if port_is_free(p)), None) or free_port()
     atomic_write_text(state_path, json.dumps({"port": port}) + "\n")
     return port
 
@@ -104,7 +113,7 @@ def run_demo(
     root = out / "dataset"
     result = DemoResult(out=out)
     step = _Steps(echo, result)
-    port = _corpus_port(out)
+    port = _corpus_port(out, seed)
     try:
         with step("generate the corpus and serve it on 127.0.0.1"):
             corpus = make_corpus(out / "corpus", seed=seed)
