@@ -47,7 +47,11 @@ HASH_SIDE = 192  # hash frames are squashed to this square (grey)
 CROP_SCALES = (1.0, 0.9, 0.8, 0.7)
 #: Variant index of the mirrored whole box (after the crop scales).
 MIRROR = len(CROP_SCALES)
-N_VARIANTS = len(CROP_SCALES) + 1
+#: Variant index of the smallest centre crop, mirrored: a logo box and a username line over
+#: a busy texture move most of the whole picture's bits, and a mirrored copy under them
+#: matches its source only there (the centres, ``reposts.candidate_pairs``).
+MIRROR_CENTRE = MIRROR + 1
+N_VARIANTS = MIRROR_CENTRE + 1
 WORDS = 4  # 256 bits as 4 x uint64
 
 _HASH_IN = 64  # the DCT input side
@@ -86,7 +90,8 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 class VideoHashes:
     """Everything the repost search needs of one video."""
 
-    #: (N, N_VARIANTS, WORDS) uint64: per sample, the crop scales then the mirror
+    #: (N, N_VARIANTS, WORDS) uint64: per sample, the crop scales, the mirrored whole box,
+    #: the mirrored smallest crop
     hashes: npt.NDArray[np.uint64]
     #: (N,) bool: the sample has enough detail to be matched
     valid: npt.NDArray[np.bool_]
@@ -143,7 +148,7 @@ class VideoHashes:
             small = data["thumbs"] if thumbs and "thumbs" in data.files else None
             plain = data["plain"] if "plain" in data.files else None
             return cls(
-                hashes=np.asarray(data["hashes"], dtype=np.uint64),
+                hashes=_with_mirrored_centre(np.asarray(data["hashes"], dtype=np.uint64)),
                 valid=np.asarray(data["valid"], dtype=bool),
                 still=np.asarray(data["still"], dtype=bool),
                 chroma=np.asarray(data["chroma"], dtype=np.float32),
@@ -153,6 +158,26 @@ class VideoHashes:
                 thumbs=None if small is None else np.asarray(small, dtype=np.uint8),
                 plain=None if plain is None else np.asarray(plain, dtype=np.uint64),
             )
+
+
+def _mirror_flips() -> npt.NDArray[np.uint64]:
+    """(WORDS,) the bits whose DCT coefficient changes sign when the picture is mirrored: those
+    of odd horizontal frequency (cos(pi i (2(n-1-j)+1) / 2n) = (-1)^i cos(pi i (2j+1) / 2n))."""
+    odd = np.zeros((_BITS_SIDE, _BITS_SIDE), dtype=bool)
+    odd[:, 0::2] = True  # frequencies 1, 3, 5, ... (``_dct_rows``)
+    return np.asarray(_packed(odd.reshape(1, -1))[0], dtype=np.uint64)
+
+
+def _with_mirrored_centre(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """``hashes`` of a file written before ``MIRROR_CENTRE`` existed, given one: the centre's
+    bits with those of odd horizontal frequency flipped. The bits are signs against the
+    median coefficient, which mirroring moves a little, so this is near, not equal (tried on
+    the whole box against its mirrored hash: 8 bits of 256 at the median, 31 at the 99th
+    percentile, on the cells textures)."""
+    if hashes.shape[1] >= N_VARIANTS:
+        return hashes
+    centre = hashes[:, len(CROP_SCALES) - 1] ^ _mirror_flips()[None, :]
+    return np.ascontiguousarray(np.concatenate([hashes, centre[:, None, :]], axis=1))
 
 
 def load_thumbs(path: str | Path) -> npt.NDArray[np.uint8] | None:
@@ -215,6 +240,8 @@ def hash_video(frames: npt.NDArray[np.uint8], fps: float = HASH_FPS) -> VideoHas
                 np.abs(np.diff(small, axis=1)).mean(axis=(1, 2))
                 + np.abs(np.diff(small, axis=2)).mean(axis=(1, 2))
             ) / 2.0
+        if v == len(CROP_SCALES) - 1:
+            hashes[:, MIRROR_CENTRE] = _dct_hash(np.ascontiguousarray(small[:, :, ::-1]))
     shape = coarse_picture(thumbs.astype(np.float32)).std(axis=(1, 2))
     valid = (detail >= MIN_DETAIL) | (shape >= MIN_SHAPE)
     still = ~valid.copy()

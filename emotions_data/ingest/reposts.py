@@ -38,7 +38,13 @@ from emotions_data.ingest.aligned import (
     likeness,
     line_pairs,
 )
-from emotions_data.ingest.framehash import CROP_SCALES, MIRROR, WORDS, VideoHashes
+from emotions_data.ingest.framehash import (
+    CROP_SCALES,
+    MIRROR,
+    MIRROR_CENTRE,
+    WORDS,
+    VideoHashes,
+)
 
 #: Thumbnails of a video by its index (None where its hash file has none).
 ThumbSource = Callable[[int], npt.NDArray[np.uint8] | None]
@@ -197,11 +203,11 @@ def candidate_pairs(
         n,
         max_distance,
     )
-    # the smallest centre crops against each other (one a second each side: 5 s of 50 at
-    # 28,000 videos): a logo box and a username line over a busy texture (the cells
-    # automaton) move 56-98 bits of the whole picture's hash, 20-54 of its centre's
+    # the smallest centre crops against each other, as shown and mirrored (one a second
+    # each side): a logo box and a username line over a busy texture (the cells automaton)
+    # move 56-98 bits of the whole picture's hash, 20-54 of its centre's
     centres = _rows(dct, (CENTRE,), step=2)
-    found |= _close_pairs(centres, centres, n, max_distance)
+    found |= _close_pairs(centres, _rows(dct, (CENTRE, MIRROR_CENTRE), step=2), n, max_distance)
     if plain_detail is not None:
         every = [(video.plain, video.valid) for video in videos]
         plain = [(video.plain, video.valid & (video.detail < plain_detail)) for video in videos]
@@ -247,8 +253,9 @@ def _pair_matrix(
         for d in (_distances(whole_a, b.hashes[:, scale]), _distances(a.hashes[:, scale], whole_b)):
             best = d if best is None else np.minimum(best, d)
     assert best is not None
-    if not mirrored:  # the centres alone: what a copy draws near its edges is left out
-        best = np.minimum(best, _distances(a.hashes[:, CENTRE], b.hashes[:, CENTRE]))
+    # the centres alone: what a copy draws near its edges is left out
+    centre_b = b.hashes[:, MIRROR_CENTRE if mirrored else CENTRE]
+    best = np.minimum(best, _distances(a.hashes[:, CENTRE], centre_b))
     best[~_same_colours(a.chroma, b.chroma)] = 1 << 20
     plain = np.minimum(a.detail[:, None], b.detail[None, :]) < settings.plain_detail
     best[plain & (best > settings.plain_distance)] = 1 << 20
@@ -487,20 +494,42 @@ def verify(
     ta, tb = thumbs(match.a), thumbs(match.b)
     if ta is None or tb is None:
         return None, match  # hash files of an older version: the hash alignment alone decides
-    i, j = line_pairs(a.n, b.n, match.speed, match.offset, a.valid, b.valid)
-    pair = align_thumbs(ta, tb, i, j, match.mirrored, match.side_ratio)
-    if pair is None:
-        return False, match
-    match = replace(match, view_ratio=pair.side_ratio)
-    if strict:
-        return likeness(coarse(pair, plain=True)).close, match
-    if likeness(pair).same_video:
-        return True, match
-    # a copy played at another speed shows moments between the source's samples: a fine
-    # texture that moves (cells scrolling 4 px a frame) decorrelates within them at full
-    # size (0.19), not coarse (0.83); coarse, the copies must move alike, since two shots
-    # of one static camera look alike coarse but do not move alike (below 0.05)
-    return likeness(coarse(pair)).moves_alike, match
+    for line in _lines(match):
+        i, j = line_pairs(a.n, b.n, line.speed, line.offset, a.valid, b.valid)
+        pair = align_thumbs(ta, tb, i, j, line.mirrored, line.side_ratio)
+        if pair is None:
+            continue
+        line = replace(line, view_ratio=pair.side_ratio)
+        if strict:
+            if likeness(coarse(pair, plain=True)).close:
+                return True, line
+            continue
+        # a copy played at another speed shows moments between the source's samples: a
+        # fine texture that moves (cells scrolling 4 px a frame) decorrelates within them at
+        # full size (0.19), not coarse (0.83); coarse, the copies must move alike, since two
+        # shots of one static camera look alike coarse but do not move alike (below 0.05)
+        if likeness(pair).same_video or likeness(coarse(pair)).moves_alike:
+            return True, line
+    return False, match
+
+
+#: The speed fitted through the aligned samples' closest partners differs from the line's by
+#: this much or more: the line may be the wrong one (``_lines``).
+_REFIT_SPEED = 0.05
+
+
+def _lines(match: PairMatch) -> list[PairMatch]:
+    """The alignments ``verify`` tries: ``match``'s line, then, where the fitted speed is
+    another, the line at that speed through its first aligned samples. A fine texture that
+    changes between samples (cells scrolling 4 px a frame) matches its 1.1x copy in the hash
+    at the one moment both sample alike and, the pictures scrolled a little, at its
+    neighbours: the vote ties over speeds, the plainer one (1.0) wins, and 0.5 s on, its
+    line's pictures are a quarter second apart (coarse, 0.35-0.43 where the fitted line's
+    0.50-0.64)."""
+    if abs(match.fitted_speed - match.speed) < _REFIT_SPEED:
+        return [match]
+    speed = match.fitted_speed
+    return [match, replace(match, speed=speed, offset=match.b_lead - speed * match.a_lead)]
 
 
 def _has_plain(video: VideoHashes, settings: MatchSettings) -> bool:
