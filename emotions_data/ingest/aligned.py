@@ -97,7 +97,7 @@ def _centre(x: npt.NDArray[np.float32], share: float) -> npt.NDArray[np.float32]
     return resize(np.ascontiguousarray(x[:, lo : lo + keep, lo : lo + keep]), side, side)
 
 
-def _halved(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def halved(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """(N, S, S) ``x`` at half the side (means of 2 x 2 pixels)."""
     side = x.shape[1] // 2 * 2
     x = x[:, :side, :side]
@@ -147,7 +147,7 @@ def align_thumbs(
     probe = np.unique(np.linspace(0, len(ia) - 1, min(len(ia), _REFINE_SAMPLES)).astype(int))
     # the ratio is refined at half resolution: the ratios tried are 2.4 % apart, a pixel of
     # a 32-pixel side is 3 %, and the search costs a quarter
-    small_a, small_b = _halved(a[probe]), _halved(b[probe])
+    small_a, small_b = halved(a[probe]), halved(b[probe])
     best_ratio, best_score, whole_score = side_ratio, -2.0, -3.0
     for step in _RATIO_STEPS:
         ratio = float(side_ratio * step)
@@ -244,7 +244,7 @@ def coarse(pair: AlignedPair, *, plain: bool = False) -> AlignedPair:
 
 def coarse_picture(x: npt.NDArray[np.float32], plain: bool = False) -> npt.NDArray[np.float32]:
     """(N, S, S) thumbnails at a quarter of the side, less a pixel of border (``coarse``)."""
-    small = np.ascontiguousarray(_halved(_halved(x))[:, 1:-1, 1:-1])
+    small = np.ascontiguousarray(halved(halved(x))[:, 1:-1, 1:-1])
     return _smoothed(small) if plain else small
 
 

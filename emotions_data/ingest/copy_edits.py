@@ -37,6 +37,7 @@ from emotions_data.ingest.aligned import (
     align_thumbs,
     coarse_picture,
     correlations,
+    halved,
     line_pairs,
 )
 from emotions_data.ingest.framehash import VideoHashes
@@ -186,24 +187,29 @@ def _shared_pixels(
 def _coarse_contrast(
     ac: npt.NDArray[np.float32], ao: npt.NDArray[np.float32], shared: npt.NDArray[np.bool_] | None
 ) -> float:
-    """c's contrast over o's on their coarse pictures (``aligned.coarse_picture``), on the
-    coarse pixels wholly ``shared`` (all of them when too few are).
+    """c's contrast over o's on their coarsest pictures (``aligned.coarse_picture`` halved
+    again: 7 x 7 of a 64-pixel thumbnail), on the pixels wholly ``shared`` (all of them when
+    too few are).
 
-    A fine texture loses contrast where a copy is scaled down, and each copy's scalers
-    (ffmpeg's to the frame, to the hash frames) alias it their own way: the cells automaton
-    at full size had 1.2-1.4 times the contrast of its copies in blurred bars, so the
-    original looked contrast-boosted. Coarse, both show the picture alike (1.01-1.06), and a
-    real contrast filter shows as it does at full size (0.83-0.86 on the benchmark's
-    colour edits, either way)."""
-    small_c, small_o = coarse_picture(ac), coarse_picture(ao)
+    A colour filter scales the contrast alike at every scale; a copy that lost fine detail
+    (scaled down into bars) lost contrast at the fine scales only, more the finer the
+    texture, and each copy's scalers alias it their own way. The cells automaton (4-pixel
+    cells) against its copies in blurred bars: 1.20-1.42 at 64 x 64, 1.01-1.14 at 14 x 14,
+    0.98-1.06 at 7 x 7, so at full size its original looked contrast-boosted. The benchmark's
+    colour edits (``eq=contrast=1.2``) show 1.11-1.20 at 7 x 7, as at full size (carphone's
+    1.06-1.10, dark, 1.07-1.19 at full size, and caught by its brightness)."""
+    small_c, small_o = (halved(coarse_picture(x)) for x in (ac, ao))
     side = small_c.shape[1]
     keep: npt.NDArray[np.bool_] = np.ones((side, side), dtype=bool)
     if shared is not None:
-        # the coarse picture is the thumbnail in 4 x 4 blocks, less one block of border
-        blocks = shared[: (side + 2) * 4, : (side + 2) * 4].reshape(side + 2, 4, side + 2, 4)
-        wholly = np.asarray(blocks.all(axis=(1, 3)), dtype=bool)[1:-1, 1:-1]
+        # the coarse picture is the thumbnail in 4 x 4 blocks, less one block of border;
+        # halved, 2 x 2 of those
+        fine = (side + 1) * 8
+        blocks = shared[:fine, :fine].reshape(2 * side + 2, 4, 2 * side + 2, 4)
+        coarse_kept = np.asarray(blocks.all(axis=(1, 3)), dtype=bool)[1:-1, 1:-1]
+        wholly = coarse_kept[: 2 * side, : 2 * side].reshape(side, 2, side, 2).all(axis=(1, 3))
         if float(wholly.mean()) >= _MIN_SHARED:
-            keep = wholly
+            keep = np.asarray(wholly, dtype=bool)
     _, contrast_c = _stats(small_c, keep)
     _, contrast_o = _stats(small_o, keep)
     return contrast_c / max(contrast_o, 1e-3)
