@@ -11,10 +11,18 @@ import pandas as pd
 import pytest
 
 from emotions_data.ingest.copy_edits import CopyEdits
-from emotions_data.ingest.framehash import MIRROR, N_VARIANTS, WORDS, VideoHashes
+from emotions_data.ingest.framehash import (
+    MIRROR,
+    MIRROR_CENTRE,
+    N_VARIANTS,
+    WORDS,
+    VideoHashes,
+    hash_video,
+)
 from emotions_data.ingest.keeprule import Member, choose
 from emotions_data.ingest.prepare import prepare
 from emotions_data.ingest.reposts import (
+    CENTRE,
     MatchSettings,
     align,
     candidate_pairs,
@@ -36,6 +44,20 @@ def _video(words: np.ndarray, valid: np.ndarray | None = None) -> VideoHashes:
         ~ok,
         np.zeros((len(words), 2), np.float32),
         np.full(len(words), 20.0, np.float32),
+        2.0,
+        1.0,
+    )
+
+
+def _variants(hashes: np.ndarray) -> VideoHashes:
+    """A video of the given (N, N_VARIANTS, WORDS) hashes, every sample valid."""
+    n = len(hashes)
+    return VideoHashes(
+        hashes,
+        np.ones(n, bool),
+        np.zeros(n, bool),
+        np.zeros((n, 2), np.float32),
+        np.full(n, 20.0, np.float32),
         2.0,
         1.0,
     )
@@ -127,6 +149,44 @@ def _member(
         edits=replace(_PLAIN, **edits),  # type: ignore[arg-type]
         pixels=pixels,
     )
+
+
+def test_a_mirrored_copy_under_a_logo_found_by_its_centre() -> None:
+    # a logo box and a username line move most bits of every whole-picture hash; a
+    # mirrored copy under them shows its source's centre mirrored, and only there
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 2**63, size=(20, N_VARIANTS, WORDS), dtype=np.uint64)
+    b = rng.integers(0, 2**63, size=(20, N_VARIANTS, WORDS), dtype=np.uint64)
+    b[:, MIRROR_CENTRE] = _flip_bits(a[:, CENTRE], 24, rng)
+    va, vb = _variants(a), _variants(b)
+    assert candidate_pairs([va, vb], 60) == {(0, 1)}
+    match = align(va, vb, MatchSettings())
+    assert match is not None and match.mirrored and match.matched == 20
+    # without it, nothing of b is like a
+    b[:, MIRROR_CENTRE] = rng.integers(0, 2**63, size=(20, WORDS), dtype=np.uint64)
+    assert candidate_pairs([va, _variants(b)], 60) == set()
+
+
+def test_hash_files_written_before_the_mirrored_centre(tmp_path: Path) -> None:
+    # a smooth random picture, drifting: what the mirrored centre of an older file is
+    # made of (its centre's bits of odd horizontal frequency flipped) is near the real one
+    rng = np.random.default_rng(9)
+    coarse = rng.uniform(0, 255, size=(16, 3, 24, 24))
+    fine = np.repeat(np.repeat(coarse, 8, axis=2), 8, axis=3)
+    frames = np.clip(fine + rng.normal(0, 4, fine.shape), 0, 255).transpose(0, 2, 3, 1)
+    hashed = hash_video(np.ascontiguousarray(frames.astype(np.uint8)))
+    assert hashed.hashes.shape[1] == N_VARIANTS
+    hashed.save(tmp_path / "now.npz")
+    with np.load(tmp_path / "now.npz") as data:
+        older = {k: data[k] for k in data.files}
+    older["hashes"] = older["hashes"][:, :MIRROR_CENTRE]  # as written before it existed
+    np.savez(tmp_path / "older.npz", **older)
+    loaded = VideoHashes.load(tmp_path / "older.npz")
+    assert loaded.hashes.shape == hashed.hashes.shape
+    assert (loaded.hashes[:, :MIRROR_CENTRE] == hashed.hashes[:, :MIRROR_CENTRE]).all()
+    apart = np.bitwise_count(loaded.hashes[:, MIRROR_CENTRE] ^ hashed.hashes[:, MIRROR_CENTRE])
+    unmirrored = np.bitwise_count(hashed.hashes[:, CENTRE] ^ hashed.hashes[:, MIRROR_CENTRE])
+    assert np.median(apart.sum(axis=1)) <= 16 < np.median(unmirrored.sum(axis=1)) - 60
 
 
 def test_keep_rule_order_and_notes() -> None:
@@ -245,21 +305,33 @@ def test_textures_the_hash_sees_poorly(tmp_path: Path) -> None:
     media = tmp_path / "root" / "media" / "gen"
     media.mkdir(parents=True)
     made: dict[str, Path] = {}
-    for texture, seed, edits in (
-        ("cells", 112, (("speed",), ("crop", "speed"), ("overlay",))),
+    for family, texture, seed, edits in (
+        ("cells", "cells", 112, (("speed",), ("crop", "speed"), ("overlay",))),
+        # rule 30, denser: mirrored under the logo and the username line, it matches its
+        # source in the mirrored centre alone; cropped and sped up, its hash matches as well
+        # at speed 1 as at the true 0.91, and only the fitted speed's line shows it; scaled
+        # into blurred bars, its fine cells lose contrast (1.38x at full size), which made
+        # the original look contrast-boosted against its two copies in bars
         (
+            "cellsb",
+            "cells",
+            132,
+            (("mirror", "overlay"), ("crop", "speed"), ("blur-bars",), ("blur-bars", "logo")),
+        ),
+        (
+            "gradients",
             "gradients",
             122,
             (("overlay",), ("mirror", "overlay"), ("crop", "speed"), ("blur-bars", "logo")),
         ),
     ):
-        for name, s in ((texture, seed), (f"{texture}look", seed + 400)):
+        for name, s in ((family, seed), (f"{family}look", seed + 400)):
             made[name] = make_source(
                 media / f"{name}.mp4", s, width=360, height=640, duration=6.0, texture=texture
             )
         for edit in edits:
-            name = f"{texture}-{'_'.join(edit)}"
-            made[name] = make_repost(made[texture], media / f"{name}.mp4", edit)
+            name = f"{family}-{'_'.join(edit)}"
+            made[name] = make_repost(made[family], media / f"{name}.mp4", edit)
     rows = [_media_row(name, path) for name, path in made.items()]
     root = tmp_path / "root"
     write_manifest(pd.DataFrame(rows), root / "videos.parquet", "videos")
@@ -271,6 +343,9 @@ def test_textures_the_hash_sees_poorly(tmp_path: Path) -> None:
             assert name not in report.index  # in no group
         else:
             assert report.loc[name, "group_id"] == report.loc[family, "group_id"], name
+    # the automaton's original is kept, and judged to add nothing
+    assert report.loc["cellsb", "kept"], report.loc["cellsb", "note"]
+    assert pd.isna(report.loc["cellsb", "edits"]), report.loc["cellsb", "edits"]
     # the gradient's copies under a logo are judged so, and its original kept
     assert report.loc["gradients", "kept"], report.loc["gradients", "note"]
     assert "overlay" in report.loc["gradients-overlay", "edits"].split(",")
