@@ -39,6 +39,7 @@ from emotions_data.ingest.aligned import (
     correlations,
     halved,
     line_pairs,
+    median,
 )
 from emotions_data.ingest.framehash import VideoHashes
 from emotions_data.ingest.reposts import MatchSettings, PairMatch, align
@@ -174,22 +175,13 @@ def _colour_map(
     return (ao - mean_o) * ratio + mean_c, mean_c - mean_o, ratio
 
 
-def _median_over_samples(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """``np.median(x, axis=0)`` of (K, S, S) ``x``, from a sort along the samples: np.median
-    partitions there, 3.5x slower for 12 samples (two per pair of copies were half of a
-    group's judging)."""
-    lo, hi = (len(x) - 1) // 2, len(x) // 2
-    ordered = np.sort(x, axis=0)
-    return np.asarray((ordered[lo] + ordered[hi]) * np.float32(0.5), np.float32)
-
-
 def _shared_pixels(
     ac: npt.NDArray[np.float32], mapped: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.bool_] | None:
     """The pixels on which c and the colour-matched o agree most of the time (None when
     nearly none do): a logo or a caption is left out, so that it cannot pass for a colour
     change (a white box over 2 % of the picture raises its contrast by 10 %)."""
-    agree = _median_over_samples(np.abs(ac - mapped)) < _DIFFERENT
+    agree = median(np.abs(ac - mapped)) < _DIFFERENT
     return agree if agree.mean() >= _MIN_SHARED else None
 
 
@@ -211,12 +203,9 @@ def _coarse_contrast(
     side = small_c.shape[1]
     keep: npt.NDArray[np.bool_] = np.ones((side, side), dtype=bool)
     if shared is not None:
-        # the coarse picture is the thumbnail in 4 x 4 blocks, less one block of border;
-        # halved, 2 x 2 of those
-        fine = (side + 1) * 8
-        blocks = shared[:fine, :fine].reshape(2 * side + 2, 4, 2 * side + 2, 4)
-        coarse_kept = np.asarray(blocks.all(axis=(1, 3)), dtype=bool)[1:-1, 1:-1]
-        wholly = coarse_kept[: 2 * side, : 2 * side].reshape(side, 2, side, 2).all(axis=(1, 3))
+        # the thumbnail in 8 x 8 blocks inside the coarse picture's border of 4 pixels
+        inner = shared[4 : 4 + side * 8, 4 : 4 + side * 8]
+        wholly = inner.reshape(side, 8, side, 8).all(axis=(1, 3))
         if float(wholly.mean()) >= _MIN_SHARED:
             keep = np.asarray(wholly, dtype=bool)
     _, contrast_c = _stats(small_c, keep)
@@ -256,7 +245,7 @@ def _measure(
     psnr = 10.0 * float(np.log10(255.0**2 / max(mse, 1e-3)))  # re-encode loss, edits aside
     share = still_share = 0.0
     if len(ac) >= _MIN_SAMPLES:
-        differ = _median_over_samples(np.abs(ac - mapped)) >= _DIFFERENT
+        differ = median(np.abs(ac - mapped)) >= _DIFFERENT
         static = ac.std(axis=0) < _STATIC
         moving_there = mapped.std(axis=0) >= _MOVING_THERE
         # on the common view; when o is narrower that view is only side_ratio^2 of c

@@ -45,6 +45,8 @@ HASH_FPS = 2.0  # hash frames per second of video
 HASH_SIDE = 192  # hash frames are squashed to this square (grey)
 #: The hashed regions: the whole content box, then centred crops of it (relative side).
 CROP_SCALES = (1.0, 0.9, 0.8, 0.7)
+#: Variant index of the smallest centre crop (the last scale).
+CENTRE = len(CROP_SCALES) - 1
 #: Variant index of the mirrored whole box (after the crop scales).
 MIRROR = len(CROP_SCALES)
 #: Variant index of the smallest centre crop, mirrored: a logo box and a username line over
@@ -176,7 +178,7 @@ def _with_mirrored_centre(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint
     percentile, on the cells textures)."""
     if hashes.shape[1] >= N_VARIANTS:
         return hashes
-    centre = hashes[:, len(CROP_SCALES) - 1] ^ _mirror_flips()[None, :]
+    centre = hashes[:, CENTRE] ^ _mirror_flips()[None, :]
     return np.ascontiguousarray(np.concatenate([hashes, centre[:, None, :]], axis=1))
 
 
@@ -240,7 +242,7 @@ def hash_video(frames: npt.NDArray[np.uint8], fps: float = HASH_FPS) -> VideoHas
                 np.abs(np.diff(small, axis=1)).mean(axis=(1, 2))
                 + np.abs(np.diff(small, axis=2)).mean(axis=(1, 2))
             ) / 2.0
-        if v == len(CROP_SCALES) - 1:
+        if v == CENTRE:
             hashes[:, MIRROR_CENTRE] = _dct_hash(np.ascontiguousarray(small[:, :, ::-1]))
     shape = coarse_picture(thumbs.astype(np.float32)).std(axis=(1, 2))
     valid = (detail >= MIN_DETAIL) | (shape >= MIN_SHAPE)

@@ -39,6 +39,7 @@ from emotions_data.ingest.aligned import (
     line_pairs,
 )
 from emotions_data.ingest.framehash import (
+    CENTRE,
     CROP_SCALES,
     MIRROR,
     MIRROR_CENTRE,
@@ -113,8 +114,6 @@ def band_keys(hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     return out
 
 
-#: Variant index of the smallest centre crop, compared with the other copy's own.
-CENTRE = len(CROP_SCALES) - 1
 #: Plain samples whose coarse pictures' SimHashes (``framehash.plain_hashes``) differ in at
 #: most this many bits are candidates (a correlation of about 0.83; ``align_plain`` then
 #: asks for 0.9 on a line).
