@@ -124,14 +124,29 @@ def median(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.asarray((ordered[(len(x) - 1) // 2] + ordered[len(x) // 2]) * 0.5, x.dtype)
 
 
+#: Thumbnails as ``correlations`` uses them: (K, D) float64 zero-mean rows and their sums
+#: of squares.
+Centred = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def centred(x: npt.NDArray[np.float32]) -> Centred:
+    """(K, S, S) thumbnails as zero-mean rows with their sums of squares (``correlations``;
+    computed once where one side stays while the other changes)."""
+    rows = x.reshape(len(x), -1).astype(np.float64)
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    return rows, (rows * rows).sum(axis=1)
+
+
+def correlated(x: Centred, y: Centred) -> npt.NDArray[np.float64]:
+    """(K,) correlation of each aligned pair of ``centred`` thumbnails."""
+    (cx, sx), (cy, sy) = x, y
+    denom = np.sqrt(sx * sy)
+    return np.asarray(np.where(denom > 1e-6, (cx * cy).sum(axis=1) / np.maximum(denom, 1e-6), 0.0))
+
+
 def correlations(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     """(K,) correlation of each aligned pair of (K, S, S) thumbnails."""
-    x = a.reshape(len(a), -1).astype(np.float64)
-    y = b.reshape(len(b), -1).astype(np.float64)
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
-    denom = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
-    return np.asarray(np.where(denom > 1e-6, (x * y).sum(axis=1) / np.maximum(denom, 1e-6), 0.0))
+    return correlated(centred(a), centred(b))
 
 
 def align_thumbs(
@@ -159,13 +174,17 @@ def align_thumbs(
     # the ratio is refined at half resolution: the ratios tried are 2.4 % apart, a pixel of
     # a 32-pixel side is 3 %, and the search costs a quarter
     small_a, small_b = halved(a[probe]), halved(b[probe])
+    # each ratio cuts one side only: the other's centred rows serve every step
+    whole_a, whole_b = centred(small_a), centred(small_b)
     best_ratio, best_score, whole_score = side_ratio, -2.0, -3.0
     for step in _RATIO_STEPS:
         ratio = float(side_ratio * step)
         if abs(np.log(ratio)) < 0.01:
             ratio = 1.0
         pa, pb = _same_view(small_a, small_b, ratio)
-        score = float(median(correlations(pa, pb)))
+        ca = whole_a if pa is small_a else centred(pa)
+        cb = whole_b if pb is small_b else centred(pb)
+        score = float(median(correlated(ca, cb)))
         if ratio == 1.0:
             whole_score = score
         if score > best_score + 1e-3:

@@ -162,17 +162,29 @@ def _stats(
     return float(picked.mean()), float(picked.std(axis=1).mean())
 
 
+@dataclass(frozen=True)
+class _Side:
+    """One copy's aligned pictures and what every comparison of them needs, computed once
+    for both directions of a pair (``compare``)."""
+
+    x: npt.NDArray[np.float32]  # (K, S, S) aligned thumbnails
+    stats: tuple[float, float]  # ``_stats`` of all their pixels
+    coarsest: npt.NDArray[np.float32]  # (K, 7, 7): ``coarse_picture`` halved again
+
+    @classmethod
+    def of(cls, x: npt.NDArray[np.float32]) -> _Side:
+        return cls(x=x, stats=_stats(x), coarsest=halved(coarse_picture(x)))
+
+
 def _colour_map(
-    ac: npt.NDArray[np.float32],
-    ao: npt.NDArray[np.float32],
-    shared: npt.NDArray[np.bool_] | None,
+    c: _Side, o: _Side, shared: npt.NDArray[np.bool_] | None
 ) -> tuple[npt.NDArray[np.float32], float, float]:
     """o's picture with its mean and contrast mapped onto c's (on the ``shared`` pixels):
     what still differs after that is content. Also c's mean shift and contrast ratio."""
-    mean_c, contrast_c = _stats(ac, shared)
-    mean_o, contrast_o = _stats(ao, shared)
+    mean_c, contrast_c = c.stats if shared is None else _stats(c.x, shared)
+    mean_o, contrast_o = o.stats if shared is None else _stats(o.x, shared)
     ratio = contrast_c / max(contrast_o, 1e-3)
-    return (ao - mean_o) * ratio + mean_c, mean_c - mean_o, ratio
+    return (o.x - mean_o) * ratio + mean_c, mean_c - mean_o, ratio
 
 
 def _shared_pixels(
@@ -185,9 +197,7 @@ def _shared_pixels(
     return agree if agree.mean() >= _MIN_SHARED else None
 
 
-def _coarse_contrast(
-    ac: npt.NDArray[np.float32], ao: npt.NDArray[np.float32], shared: npt.NDArray[np.bool_] | None
-) -> float:
+def _coarse_contrast(c: _Side, o: _Side, shared: npt.NDArray[np.bool_] | None) -> float:
     """c's contrast over o's on their coarsest pictures (``aligned.coarse_picture`` halved
     again: 7 x 7 of a 64-pixel thumbnail), on the pixels wholly ``shared`` (all of them when
     too few are).
@@ -199,7 +209,7 @@ def _coarse_contrast(
     0.98-1.06 at 7 x 7, so at full size its original looked contrast-boosted. The benchmark's
     colour edits (``eq=contrast=1.2``) show 1.11-1.20 at 7 x 7, as at full size (carphone's
     1.06-1.10, dark, 1.07-1.19 at full size, and caught by its brightness)."""
-    small_c, small_o = (halved(coarse_picture(x)) for x in (ac, ao))
+    small_c, small_o = c.coarsest, o.coarsest
     side = small_c.shape[1]
     keep: npt.NDArray[np.bool_] = np.ones((side, side), dtype=bool)
     if shared is not None:
@@ -227,19 +237,20 @@ def _saturation(
 def _measure(
     c: VideoHashes,
     o: VideoHashes,
-    ac: npt.NDArray[np.float32],
-    ao: npt.NDArray[np.float32],
+    side_c: _Side,
+    side_o: _Side,
     ic: npt.NDArray[np.int64],
     io: npt.NDArray[np.int64],
     side_ratio: float,
     tempo: float,
     mirrored: bool,
 ) -> PairEdits:
-    """c against o, both aligned (``ac``, ``ao``: same samples, same geometry)."""
+    """c against o, both aligned (``side_c``, ``side_o``: same samples, same geometry)."""
+    ac = side_c.x
     # colours matched on all pixels, then again on the pixels both copies share
-    mapped, _, _ = _colour_map(ac, ao, None)
+    mapped, _, _ = _colour_map(side_c, side_o, None)
     shared = _shared_pixels(ac, mapped)
-    mapped, mean_shift, _ = _colour_map(ac, ao, shared)
+    mapped, mean_shift, _ = _colour_map(side_c, side_o, shared)
     error = np.square(ac - mapped)
     mse = float(error[:, shared].mean() if shared is not None else error.mean())
     psnr = 10.0 * float(np.log10(255.0**2 / max(mse, 1e-3)))  # re-encode loss, edits aside
@@ -257,7 +268,7 @@ def _measure(
         still_overlay_share=still_share,
         sees_all=side_ratio >= _CROP,
         mean_shift=mean_shift,
-        contrast_ratio=_coarse_contrast(ac, ao, shared),
+        contrast_ratio=_coarse_contrast(side_c, side_o, shared),
         saturation_ratio=_saturation(c, o, ic, io),
         side_ratio=side_ratio,
         tempo=tempo,
@@ -287,9 +298,10 @@ def compare(a: VideoHashes, b: VideoHashes, match: PairMatch) -> tuple[PairEdits
         return None
     # j = speed * i + offset: b needs ``speed`` samples for one of a's, so a plays that fast
     speed = match.fitted_speed
-    a_vs_b = _measure(a, b, pair.a, pair.b, i, j, pair.side_ratio, speed, match.mirrored)
+    side_a, side_b = _Side.of(pair.a), _Side.of(pair.b)
+    a_vs_b = _measure(a, b, side_a, side_b, i, j, pair.side_ratio, speed, match.mirrored)
     b_vs_a = _measure(
-        b, a, pair.b, pair.a, j, i, 1.0 / pair.side_ratio, 1.0 / speed, match.mirrored
+        b, a, side_b, side_a, j, i, 1.0 / pair.side_ratio, 1.0 / speed, match.mirrored
     )
     return a_vs_b, b_vs_a
 

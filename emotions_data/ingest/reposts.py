@@ -309,12 +309,6 @@ def _line_cost(capped: npt.NDArray[np.int64], speed: float, offset: float) -> fl
     return float(capped[i[inside], j[inside]].mean()) if inside.any() else float("inf")
 
 
-def _distinct(x: npt.NDArray[np.int64]) -> int:
-    """How many distinct values the sample indices ``x`` hold (a count, not np.unique's
-    sort: the line search asks it 100 times a pair)."""
-    return int(np.count_nonzero(np.bincount(x))) if len(x) else 0
-
-
 def _fit_line(
     matrices: Sequence[tuple[bool, npt.NDArray[np.int64]]],
     max_distance: int,
@@ -334,38 +328,84 @@ def _fit_line(
         i, j = np.nonzero(d <= max_distance)
         if len(i) == 0:
             continue
+        lines = _candidate_lines(i, j, d.shape)
         capped = np.minimum(d, max_distance + 1)
-        for speed in _SPEEDS:
-            offsets, votes = np.unique(np.rint(j - speed * i), return_counts=True)
-            # only the most voted offsets (a still video matches everywhere)
-            for offset in offsets[np.argsort(-votes, kind="stable")[:_OFFSETS_TRIED]]:
-                on_line = np.abs(j - speed * i - offset) <= 1.0
-                matched = min(_distinct(i[on_line]), _distinct(j[on_line]))
-                if best is not None and matched < best.matched:
-                    continue
-                cost = _line_cost(capped, speed, float(offset))
-                # as many samples at the same speed: the offset through the closer samples (a
-                # slow shot matches its neighbours one sample off too), by a clear margin;
-                # another speed with as many samples never wins (the plainer alignment)
-                if (
-                    best is not None
-                    and matched == best.matched
-                    and ((speed != best.speed and not speed_ties) or cost >= best_cost - _TIE_BITS)
-                ):
-                    continue
-                best_cost = cost
-                best = PairMatch(
-                    a=ia,
-                    b=ib,
-                    share=matched / shorter,
-                    matched=matched,
-                    speed=float(speed),
-                    offset=float(offset),
-                    mirrored=mirrored,
-                    a_lead=int(i[on_line].min()),
-                    b_lead=int(j[on_line].min()),
-                )
+        for k, (speed, offset) in enumerate(lines.speed_offset):
+            matched = int(lines.matched[k])
+            if best is not None and matched < best.matched:
+                continue
+            cost = _line_cost(capped, speed, offset)
+            # as many samples at the same speed: the offset through the closer samples (a
+            # slow shot matches its neighbours one sample off too), by a clear margin;
+            # another speed with as many samples never wins (the plainer alignment)
+            if (
+                best is not None
+                and matched == best.matched
+                and ((speed != best.speed and not speed_ties) or cost >= best_cost - _TIE_BITS)
+            ):
+                continue
+            best_cost = cost
+            best = PairMatch(
+                a=ia,
+                b=ib,
+                share=matched / shorter,
+                matched=matched,
+                speed=speed,
+                offset=offset,
+                mirrored=mirrored,
+                a_lead=int(lines.a_lead[k]),
+                b_lead=int(lines.b_lead[k]),
+            )
     return best
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """The lines ``_fit_line`` weighs for one matrix, in the order it weighs them."""
+
+    speed_offset: list[tuple[float, float]]
+    matched: npt.NDArray[np.int64]  # min(distinct i, distinct j) of the close pairs on it
+    a_lead: npt.NDArray[np.int64]  # its first sample of a, and of b
+    b_lead: npt.NDArray[np.int64]
+
+
+def _candidate_lines(
+    i: npt.NDArray[np.int64], j: npt.NDArray[np.int64], shape: tuple[int, ...]
+) -> _Lines:
+    """Per speed of ``_SPEEDS``, the ``_OFFSETS_TRIED`` offsets most voted by the close
+    sample pairs (i, j) (ties: the smaller offset first), with what is on each line; all
+    speeds at once (one speed at a time, ``np.unique`` and the counts per line were most of
+    the search's hash alignment)."""
+    residual = j[None, :] - _SPEEDS[:, None] * i[None, :]  # (speeds, pairs)
+    rounded = np.rint(residual).astype(np.int64)
+    low = int(rounded.min())
+    span = int(rounded.max()) - low + 1
+    rows = np.arange(len(_SPEEDS))[:, None]
+    votes = np.bincount((rows * span + rounded - low).ravel(), minlength=len(_SPEEDS) * span)
+    votes = votes.reshape(len(_SPEEDS), span)
+    # np.unique's offsets are ascending and a stable sort keeps them so among equal votes
+    top = np.argsort(-votes, axis=1, kind="stable")[:, :_OFFSETS_TRIED]
+    top_votes = np.take_along_axis(votes, top, axis=1)
+    speed_of, rank = np.nonzero(top_votes > 0)  # row-major: speed by speed, best offset first
+    offsets = (top[speed_of, rank] + low).astype(np.float64)
+    on_line = np.abs(residual[speed_of] - offsets[:, None]) <= 1.0  # (lines, pairs)
+    line_of, pair = np.nonzero(on_line)
+    seen_i = np.zeros((len(offsets), shape[0]), dtype=bool)
+    seen_j = np.zeros((len(offsets), shape[1]), dtype=bool)
+    seen_i[line_of, i[pair]] = True
+    seen_j[line_of, j[pair]] = True
+    matched = np.minimum(seen_i.sum(axis=1), seen_j.sum(axis=1))
+    # every line has at least the pair that voted for it (within 0.5 of its offset)
+    a_lead = np.argmax(seen_i, axis=1)
+    b_lead = np.argmax(seen_j, axis=1)
+    return _Lines(
+        speed_offset=[
+            (float(_SPEEDS[s]), float(o)) for s, o in zip(speed_of, offsets, strict=True)
+        ],
+        matched=matched,
+        a_lead=a_lead,
+        b_lead=b_lead,
+    )
 
 
 #: Aligned samples needed to fit the speed (else the line's is kept), each closer to its

@@ -349,3 +349,32 @@ def test_textures_the_hash_sees_poorly(tmp_path: Path) -> None:
     # the gradient's copies under a logo are judged so, and its original kept
     assert report.loc["gradients", "kept"], report.loc["gradients", "note"]
     assert "overlay" in report.loc["gradients-overlay", "edits"].split(",")
+
+
+def test_candidate_lines_match_the_lines_weighed_one_speed_at_a_time() -> None:
+    """The lines of all speeds at once (``_candidate_lines``) are those a loop over speeds
+    with ``np.unique`` weighs, in its order, with the same samples on each."""
+    from emotions_data.ingest.reposts import _OFFSETS_TRIED, _SPEEDS, _candidate_lines
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n_a, n_b = rng.integers(2, 16, size=2)
+        close = rng.random((n_a, n_b)) < rng.uniform(0.05, 0.6)
+        i, j = np.nonzero(close)
+        if len(i) == 0:
+            continue
+        expected = []
+        for speed in _SPEEDS:
+            offsets, votes = np.unique(np.rint(j - speed * i), return_counts=True)
+            for offset in offsets[np.argsort(-votes, kind="stable")[:_OFFSETS_TRIED]]:
+                on = np.abs(j - speed * i - offset) <= 1.0
+                matched = min(len(np.unique(i[on])), len(np.unique(j[on])))
+                expected.append((float(speed), float(offset), matched, i[on].min(), j[on].min()))
+        lines = _candidate_lines(i, j, close.shape)
+        found = [
+            (s, o, int(m), int(la), int(lb))
+            for (s, o), m, la, lb in zip(
+                lines.speed_offset, lines.matched, lines.a_lead, lines.b_lead, strict=True
+            )
+        ]
+        assert found == expected

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from emotions_data.ingest.bars import content_box, enlarged_match
+from emotions_data.ingest.copy_edits import OVERLAY_SHARE
 from emotions_data.ingest.framehash import HASH_FPS, HASH_SIDE
 from emotions_data.ingest.prepare import prepare
 from emotions_data.ingest.repost_groups import kept_among
@@ -186,7 +187,9 @@ def test_real_footage_reposts_and_the_original_kept(tmp_path: Path) -> None:
         assert df.loc[copy, "dup_of"] == "bikes", (copy, df.loc[copy].to_dict())
     assert "bars" in report.loc["bikes-blur-bars", "edits"]
     assert "overlay" in report.loc["bikes-logo", "edits"]
-    assert report.loc["bikes-logo", "overlay_share"] >= 0.002
+    # past the rule's share, not far: the logo covers about 8 of the thumbnail's 4,096
+    # pixels (0.00195 on one machine, 0.002 or more on the machine of an earlier CI run)
+    assert report.loc["bikes-logo", "overlay_share"] > OVERLAY_SHARE
     assert pd.isna(report.loc["bikes", "edits"]) and report.loc["bikes", "kept"]
     # the static-scene original is kept and judged to add nothing (no "overlay")
     assert df.loc["carphone", "status"] == "ok"
