@@ -42,7 +42,7 @@ from emotions_data.ingest.aligned import (
     median,
 )
 from emotions_data.ingest.framehash import VideoHashes
-from emotions_data.ingest.reposts import MatchSettings, PairMatch, align
+from emotions_data.ingest.reposts import MatchSettings, PairMatch, PairMatcher
 
 #: Pixels (thumbnail, 0-255) differing by at least this from the colour-matched other copy
 #: are "different": a white logo over footage differs by 60+, re-encode noise by under 8.
@@ -421,8 +421,10 @@ def judge_group(
     settings: MatchSettings,
 ) -> list[CopyEdits]:
     """The edits of each copy of one group (``videos`` with thumbnails; ``known``: the
-    matches the search found among them, by (index, index) into ``videos``)."""
+    matches the search found among them, by (index, index) into ``videos``; the other pairs
+    are matched as the search matches a candidate pair)."""
     n = len(videos)
+    matcher = PairMatcher(videos, settings, lambda k: videos[k].thumbs)
     mine: list[list[PairEdits]] = [[] for _ in range(n)]
     others: list[list[int]] = [[] for _ in range(n)]
     # the pairs the search matched first, then the others, until each copy has enough
@@ -433,7 +435,7 @@ def judge_group(
     for x, y in pairs:
         if len(others[x]) >= _MAX_COMPARED and len(others[y]) >= _MAX_COMPARED:
             continue
-        match = known.get((x, y)) or align(videos[x], videos[y], settings, x, y)
+        match = known.get((x, y)) or matcher.match(x, y)
         if match is None:
             continue
         measured = compare(videos[x], videos[y], match)
