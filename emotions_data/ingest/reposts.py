@@ -18,7 +18,9 @@
    aligned thumbnails must correlate, and so must what changes in them, so that two shots
    of one place (a static camera filmed twice, consecutive scenes of one camera), whose
    frames hash alike, are not taken for one video.
-4. **Groups** are the connected components of the reposts found (union-find).
+4. **Groups** are the connected components of the reposts found (union-find). The search
+   aligns a candidate pair only while its videos are not yet linked: enough pairs to link
+   every group, the same groups as all pairs would give.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from emotions_data.ingest.framehash import (
     WORDS,
     VideoHashes,
 )
+from emotions_data.unionfind import Components
 
 #: Thumbnails of a video by its index (None where its hash file has none).
 ThumbSource = Callable[[int], npt.NDArray[np.uint8] | None]
@@ -643,32 +646,6 @@ def find_reposts(
             matches.append(match)
             linked.union(ia, ib)
     return matches
-
-
-class Components:
-    """Union-find over ``n`` indices (path halving; a group's root is its smallest index)."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def groups(self) -> list[list[int]]:
-        """The groups of two or more indices, each in index order."""
-        found: dict[int, list[int]] = {}
-        for i in range(len(self.parent)):
-            found.setdefault(self.find(i), []).append(i)
-        return [g for g in found.values() if len(g) > 1]
 
 
 def connected_groups(n: int, pairs: Sequence[tuple[int, int]]) -> list[list[int]]:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from emotions_data.schema.errors import ConfigError, ManifestError
 from emotions_data.schema.manifests import SPLITS
+from emotions_data.unionfind import Components
 
 DEFAULT_RATIOS = (0.7, 0.1, 0.2)
 #: Weight of the platform term relative to the class term in the placement cost.
@@ -60,18 +61,7 @@ def leakage_groups(frame: pd.DataFrame) -> pd.Series:
     """
     ids = frame["video_id"].astype(str).tolist()
     index = {v: i for i, v in enumerate(ids)}
-    parent = list(range(len(ids)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+    linked = Components(len(ids))
 
     for column in ("uploader_id", "dup_of"):
         if column not in frame.columns:
@@ -82,13 +72,13 @@ def leakage_groups(frame: pd.DataFrame) -> pd.Series:
                 continue
             key = str(value)
             if column == "dup_of" and key in index:
-                union(i, index[key])
+                linked.union(i, index[key])
             # several duplicates of one kept copy share the key even if the copy is unlabelled
             if key in first_of:
-                union(i, first_of[key])
+                linked.union(i, first_of[key])
             else:
                 first_of[key] = i
-    roots = [find(i) for i in range(len(ids))]
+    roots = [linked.find(i) for i in range(len(ids))]
     smallest: dict[int, str] = {}
     for i, r in enumerate(roots):
         if r not in smallest or ids[i] < smallest[r]:
